@@ -1,0 +1,108 @@
+import NIOCore
+import Synchronization
+
+/// Who is subscribed to what.
+///
+/// The registry is the one piece of state every event reads, so it is not an actor: fan-out
+/// reads a snapshot under a short lock (no hop per event, none per recipient). Members are
+/// grouped by their session's event loop, so one task per loop delivers an event to all of
+/// that loop's recipients. Mutations (subscribe, unsubscribe, disconnect) are rare by
+/// comparison and take the same lock briefly.
+///
+/// Presence membership (issue: private/presence channels) and cross-node state (scale-out)
+/// hang off the same structure: a channel entry is where per-channel member data lives.
+public final class ChannelRegistry: Sendable {
+    /// The members of one channel (or of "everyone") on one event loop.
+    struct LoopGroup: Sendable {
+        let loop: any EventLoop
+        var sessions: [ObjectIdentifier: EngineSession]
+    }
+
+    typealias Groups = [ObjectIdentifier: LoopGroup]
+
+    private struct State {
+        var channels: [String: Groups] = [:]
+        var everyone: Groups = [:]
+        var sessionCount = 0
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// Number of connected sessions.
+    public var sessionCount: Int { state.withLock { $0.sessionCount } }
+
+    /// Number of channels with at least one subscriber.
+    public var channelCount: Int { state.withLock { $0.channels.count } }
+
+    /// Subscriber count of `channel`.
+    public func subscriberCount(_ channel: String) -> Int {
+        state.withLock { $0.channels[channel]?.values.reduce(0) { $0 + $1.sessions.count } ?? 0 }
+    }
+
+    /// Names of occupied channels.
+    public var channelNames: [String] { state.withLock { Array($0.channels.keys) } }
+
+    func connect(_ session: EngineSession) {
+        state.withLock { state in
+            if Self.insert(session, into: &state.everyone) { state.sessionCount += 1 }
+        }
+    }
+
+    func disconnect(_ session: EngineSession, channels: some Sequence<String>) {
+        state.withLock { state in
+            if Self.remove(session, from: &state.everyone) { state.sessionCount -= 1 }
+            for channel in channels {
+                guard var groups = state.channels[channel] else { continue }
+                Self.remove(session, from: &groups)
+                state.channels[channel] = groups.isEmpty ? nil : groups
+            }
+        }
+    }
+
+    /// Adds `session` to `channel`; returns false if it was already there.
+    @discardableResult
+    func subscribe(_ session: EngineSession, to channel: String) -> Bool {
+        state.withLock { state in
+            Self.insert(session, into: &state.channels[channel, default: [:]])
+        }
+    }
+
+    /// Removes `session` from `channel`; returns false if it was not there.
+    @discardableResult
+    func unsubscribe(_ session: EngineSession, from channel: String) -> Bool {
+        state.withLock { state in
+            guard var groups = state.channels[channel] else { return false }
+            let removed = Self.remove(session, from: &groups)
+            state.channels[channel] = groups.isEmpty ? nil : groups
+            return removed
+        }
+    }
+
+    /// The members of `channel` grouped by event loop (a copy-on-write snapshot).
+    func groups(for channel: String) -> Groups? {
+        state.withLock { $0.channels[channel] }
+    }
+
+    /// Every connected session grouped by event loop.
+    func everyoneGroups() -> Groups {
+        state.withLock { $0.everyone }
+    }
+
+    @discardableResult
+    private static func insert(_ session: EngineSession, into groups: inout Groups) -> Bool {
+        let loop = session.eventLoop
+        // `default:` mutates in place, so the member dictionary is not copied.
+        return groups[ObjectIdentifier(loop), default: LoopGroup(loop: loop, sessions: [:])]
+            .sessions.updateValue(session, forKey: ObjectIdentifier(session)) == nil
+    }
+
+    @discardableResult
+    private static func remove(_ session: EngineSession, from groups: inout Groups) -> Bool {
+        let loopKey = ObjectIdentifier(session.eventLoop)
+        let removed = groups[loopKey]?.sessions.removeValue(forKey: ObjectIdentifier(session)) != nil
+        if groups[loopKey]?.sessions.isEmpty == true { groups[loopKey] = nil }
+        return removed
+    }
+}

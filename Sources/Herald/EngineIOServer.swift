@@ -1,0 +1,235 @@
+import HeraldCore
+import HeraldProtocols
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The Engine.IO endpoint: the table of sessions and the HTTP side of the protocol
+/// (handshakes, polling requests, WebSocket upgrades, error replies).
+final class EngineIOServer: Sendable {
+    let configuration: HeraldConfiguration
+    let registry: ChannelRegistry
+    let logger: Logger
+    private let sessions = Mutex<[String: EngineSession]>([:])
+    private let sockets = Mutex<[String: EngineSession]>([:])
+
+    init(configuration: HeraldConfiguration, registry: ChannelRegistry, logger: Logger) {
+        self.configuration = configuration
+        self.registry = registry
+        self.logger = logger
+    }
+
+    // MARK: Session table
+
+    func session(_ id: String) -> EngineSession? { sessions.withLock { $0[id] } }
+
+    func removeSession(_ id: String) { sessions.withLock { _ = $0.removeValue(forKey: id) } }
+
+    var sessionCount: Int { sessions.withLock { $0.count } }
+
+    func socketJoined(_ socketID: String, session: EngineSession) { sockets.withLock { $0[socketID] = session } }
+
+    func socketLeft(_ socketID: String) { sockets.withLock { _ = $0.removeValue(forKey: socketID) } }
+
+    /// Every open session (for shutdown).
+    var allSessions: [EngineSession] { sessions.withLock { Array($0.values) } }
+
+    private func makeSession(version: EngineIOVersion, eventLoop: any EventLoop, transport: EngineSession.Transport) -> EngineSession {
+        while true {
+            let id = Self.randomID()
+            let session = EngineSession(id: id, version: version, eventLoop: eventLoop, transport: transport, server: self)
+            let inserted = sessions.withLock { table -> Bool in
+                guard table[id] == nil else { return false }
+                table[id] = session
+                return true
+            }
+            if inserted { return session }
+        }
+    }
+
+    func makeSocketID() -> String { Self.randomID() }
+
+    /// 20 random URL-safe characters (as engine.io's ids).
+    static func randomID() -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        var generator = SystemRandomNumberGenerator()
+        return String(decoding: (0..<20).map { _ in alphabet[Int(generator.next() % 64)] }, as: UTF8.self)
+    }
+
+    // MARK: Request checks
+
+    /// Query parameters of a request URI.
+    static func query(_ uri: String) -> [String: String] {
+        guard let q = uri.firstIndex(of: "?") else { return [:] }
+        var result: [String: String] = [:]
+        for pair in uri[uri.index(after: q)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(parts[0])
+            result[key] = parts.count > 1 ? percentDecode(String(parts[1])) : ""
+        }
+        return result
+    }
+
+    static func path(_ uri: String) -> Substring {
+        uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri)
+    }
+
+    private static func percentDecode(_ text: String) -> String {
+        guard text.contains("%") || text.contains("+") else { return text }
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), let h = iterator.next(), let l = iterator.next(),
+                      let value = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether `path` is the Socket.IO endpoint (with or without the trailing slash).
+    func isEndpoint(_ path: Substring) -> Bool {
+        let base = configuration.socketIOPath
+        let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+        return path == base || path == trimmed
+    }
+
+    /// Checks `EIO` and the Origin; returns the protocol version or the error to answer with.
+    func checkHandshake(query: [String: String], headers: HTTPHeaders) -> Result<EngineIOVersion, EngineIOError> {
+        if let origin = headers.first(name: "Origin"), !configuration.allows(origin: origin) {
+            return .failure(.forbidden)
+        }
+        switch query["EIO"] {
+        case "4": return .success(.v4)
+        default: return .failure(.unsupportedProtocolVersion)
+        }
+    }
+
+    /// CORS headers for a request carrying `Origin` (echoed with credentials when allowed).
+    func corsHeaders(for request: HTTPHeaders) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        guard let origin = request.first(name: "Origin"), configuration.allows(origin: origin) else { return headers }
+        headers.add(name: "Access-Control-Allow-Origin", value: origin)
+        headers.add(name: "Access-Control-Allow-Credentials", value: "true")
+        headers.add(name: "Vary", value: "Origin")
+        return headers
+    }
+
+    // MARK: Polling
+
+    /// Handles a complete HTTP request to the Socket.IO endpoint.
+    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel, keepAlive: Bool) {
+        let query = Self.query(head.uri)
+        let responder = PollResponder(channel: channel, headers: corsHeaders(for: head.headers), keepAlive: keepAlive)
+        if head.method == .OPTIONS {
+            var headers = responder.headers
+            headers.add(name: "Access-Control-Allow-Methods", value: "GET,POST")
+            if let requested = head.headers.first(name: "Access-Control-Request-Headers") {
+                headers.add(name: "Access-Control-Allow-Headers", value: requested)
+            }
+            PollResponder(channel: channel, headers: headers, keepAlive: keepAlive)
+                .respond(status: .noContent, contentType: "text/plain", body: ByteBuffer())
+            return
+        }
+        let version: EngineIOVersion
+        switch checkHandshake(query: query, headers: head.headers) {
+        case .failure(let error):
+            responder.respond(error: error)
+            return
+        case .success(let v):
+            version = v
+        }
+        switch query["transport"] {
+        case "polling":
+            break
+        case "websocket":
+            // A WebSocket request that reached us was not upgraded: either no (valid) Upgrade
+            // header, or the upgrade was refused (unknown sid, …).
+            if case .failure(let error) = upgradeTarget(for: head) {
+                responder.respond(error: error)
+            } else {
+                responder.respond(error: .badRequest)
+            }
+            return
+        default:
+            responder.respond(error: .unknownTransport)
+            return
+        }
+        guard let sid = query["sid"] else {
+            guard head.method == .GET else {
+                responder.respond(error: .badHandshakeMethod)
+                return
+            }
+            let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .polling)
+            session.onLoop { session in
+                let open = session.start()
+                responder.respond(contentType: "text/plain; charset=UTF-8", body: open)
+            }
+            return
+        }
+        guard let session = session(sid) else {
+            responder.respond(error: .unknownSession)
+            return
+        }
+        switch head.method {
+        case .GET:
+            session.onLoop { $0.handlePollGet(responder) }
+        case .POST:
+            session.onLoop { $0.handlePollPost(body, responder: responder) }
+        default:
+            responder.respond(error: .badRequest)
+        }
+    }
+
+    // MARK: WebSocket
+
+    /// Decides whether a WebSocket upgrade request is acceptable. Returns the session it will
+    /// belong to (existing for an upgrade, `nil` for a new WebSocket-only session) or an error.
+    enum UpgradeTarget: Sendable {
+        case new(EngineIOVersion)
+        case existing(EngineSession)
+    }
+
+    func upgradeTarget(for head: HTTPRequestHead) -> Result<UpgradeTarget, EngineIOError> {
+        let query = Self.query(head.uri)
+        guard isEndpoint(Self.path(head.uri)) else { return .failure(.badRequest) }
+        guard query["transport"] == "websocket" else { return .failure(.badRequest) }
+        let version: EngineIOVersion
+        switch checkHandshake(query: query, headers: head.headers) {
+        case .failure(let error): return .failure(error)
+        case .success(let v): version = v
+        }
+        guard let sid = query["sid"] else { return .success(.new(version)) }
+        guard let session = session(sid) else { return .failure(.unknownSession) }
+        return .success(.existing(session))
+    }
+
+    /// Wires an upgraded WebSocket channel to its session (called on the channel's loop).
+    func attachWebSocket(_ channel: any Channel, target: UpgradeTarget) -> EngineSession {
+        switch target {
+        case .new(let version):
+            let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .webSocket(channel))
+            session.assumeIsolated { _ = $0.start() }
+            return session
+        case .existing(let session):
+            session.onLoop { session in
+                if !session.attachProbe(channel) {
+                    channel.close(promise: nil)
+                }
+            }
+            return session
+        }
+    }
+
+    /// Closes every session (graceful shutdown).
+    func closeAll() {
+        for session in allSessions {
+            session.onLoop { $0.close(reason: "server shutting down") }
+        }
+    }
+}

@@ -1,0 +1,547 @@
+import HeraldCore
+import HeraldProtocols
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// A held polling `GET` (or a `POST`) waiting for its answer. Writing the answer is safe from
+/// any thread: it goes to the request's own channel.
+struct PollResponder: Sendable {
+    let channel: any Channel
+    let headers: HTTPHeaders
+    let keepAlive: Bool
+
+    func respond(status: HTTPResponseStatus = .ok, contentType: String, body: ByteBuffer) {
+        var head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+        head.headers.replaceOrAdd(name: "Content-Type", value: contentType)
+        head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        head.headers.replaceOrAdd(name: "Cache-Control", value: "no-store")
+        if !keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        let channel = self.channel
+        let keepAlive = self.keepAlive
+        channel.write(HTTPServerResponsePart.head(head), promise: nil)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
+            if !keepAlive { channel.close(promise: nil) }
+        }
+    }
+
+    func respond(error: EngineIOError) {
+        respond(status: HTTPResponseStatus(statusCode: error.httpStatus), contentType: "application/json", body: ByteBuffer(string: error.jsonBody))
+    }
+}
+
+/// One Engine.IO session and the Socket.IO socket on it.
+///
+/// The actor runs on the event loop of the connection that opened it (its executor *is* that
+/// loop), so code already on the loop enters it with `assumeIsolated` and no hop: inbound
+/// packets from its own connection, and fan-out batches from the router. Its rules:
+/// Engine.IO transports (polling, WebSocket, the upgrade between them), heartbeats, the
+/// Socket.IO namespace handshake, and the client's channel subscriptions.
+public actor EngineSession {
+    enum Transport {
+        /// Long-polling: packets wait in `queue` for the next GET.
+        case polling
+        /// WebSocket (from the start, or after an upgrade).
+        case webSocket(any Channel)
+    }
+
+    enum Upgrade {
+        case none
+        /// A WebSocket probe connection is open; the client has or has not sent `2probe` yet.
+        case probing(any Channel, probed: Bool)
+    }
+
+    nonisolated let eventLoop: any EventLoop
+    /// The Engine.IO session id (`sid`).
+    public nonisolated let id: String
+    /// The Engine.IO protocol generation.
+    public nonisolated let version: EngineIOVersion
+    private nonisolated let server: EngineIOServer
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        eventLoop.executor.asUnownedSerialExecutor()
+    }
+
+    private var transport: Transport
+    private var upgrade: Upgrade = .none
+    private var queue = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private var pendingGet: PollResponder?
+    private var closed = false
+    private var needsFlush = false
+    /// The Socket.IO socket id once the client joined `/` (what Laravel's `X-Socket-ID` holds).
+    private(set) var socketID: String?
+    private var channels: Set<String> = []
+    private var pendingAttachments = 0
+    private var pingTimer: Scheduled<Void>?
+    private var pongDeadline: Scheduled<Void>?
+    private var connectDeadline: Scheduled<Void>?
+    private var upgradeDeadline: Scheduled<Void>?
+    private var logger: Logger
+
+    init(id: String, version: EngineIOVersion, eventLoop: any EventLoop, transport: Transport, server: EngineIOServer) {
+        self.id = id
+        self.version = version
+        self.eventLoop = eventLoop
+        self.transport = transport
+        self.server = server
+        var logger = server.logger
+        logger[metadataKey: "herald.sid"] = "\(id)"
+        self.logger = logger
+    }
+
+    /// Runs `body` isolated to this session: inline when already on its loop, else on its loop.
+    nonisolated func onLoop(_ body: @escaping @Sendable (isolated EngineSession) -> Void) {
+        if eventLoop.inEventLoop {
+            assumeIsolated(body)
+        } else {
+            eventLoop.execute { self.assumeIsolated(body) }
+        }
+    }
+
+    // MARK: Opening
+
+    /// Sends the `open` packet and starts the timers. `openPacket` goes first on WebSocket;
+    /// for polling the caller answers the handshake GET with it.
+    func start() -> ByteBuffer {
+        let upgrades: [String]
+        if case .polling = transport { upgrades = ["websocket"] } else { upgrades = [] }
+        let config = server.configuration
+        let open = EngineIOCodec.packet(.open, EngineIOCodec.handshakeJSON(
+            sid: id,
+            upgrades: upgrades,
+            pingInterval: Int(config.pingInterval.milliseconds),
+            pingTimeout: Int(config.pingTimeout.milliseconds),
+            maxPayload: version == .v4 ? config.maxPayload : nil
+        ))
+        server.registry.connect(self)
+        schedulePing()
+        connectDeadline = eventLoop.scheduleTask(in: config.connectTimeout.timeAmount) { [self] in
+            self.assumeIsolated { session in
+                if session.socketID == nil { session.close(reason: "connect timeout") }
+            }
+        }
+        logger.debug("session opened", metadata: ["herald.transport": "\(upgrades.isEmpty ? "websocket" : "polling")"])
+        if case .webSocket(let channel) = transport {
+            channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: open), promise: nil)
+        }
+        return open
+    }
+
+    // MARK: Fan-out (called by the router on this loop)
+
+    /// Queues a broadcast unless this socket is excluded or not yet joined.
+    func enqueue(_ broadcast: EncodedBroadcast) {
+        guard !closed, let socketID, socketID != broadcast.excludedSocketID else { return }
+        switch transport {
+        case .webSocket(let channel):
+            channel.write(broadcast.webSocketFrame, promise: nil)
+            needsFlush = true
+        case .polling:
+            guard queue.count < server.configuration.maxQueuedPackets else {
+                logger.warning("polling client too slow: queue limit reached; closing", metadata: ["herald.queued": "\(queue.count)"])
+                close(reason: "slow consumer")
+                return
+            }
+            queue.append(broadcast.packet)
+            needsFlush = true
+        }
+    }
+
+    /// Writes out whatever ``enqueue(_:)`` queued since the last flush.
+    func flush() {
+        guard needsFlush else { return }
+        needsFlush = false
+        switch transport {
+        case .webSocket(let channel):
+            channel.flush()
+        case .polling:
+            flushPolling()
+        }
+    }
+
+    // MARK: Sending
+
+    private func send(_ packet: ByteBuffer) {
+        guard !closed else { return }
+        switch transport {
+        case .webSocket(let channel):
+            channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: packet), promise: nil)
+        case .polling:
+            queue.append(packet)
+            flushPolling()
+        }
+    }
+
+    private func flushPolling() {
+        guard let responder = pendingGet, !queue.isEmpty else { return }
+        pendingGet = nil
+        respondToPoll(responder)
+    }
+
+    private func respondToPoll(_ responder: PollResponder) {
+        var body = ByteBuffer()
+        let count = min(queue.count, server.configuration.maxPacketsPerPoll)
+        var batch: [ByteBuffer] = []
+        batch.reserveCapacity(count)
+        for _ in 0..<count { batch.append(queue.removeFirst()) }
+        EngineIOCodec.encodePayloadV4(batch, into: &body)
+        responder.respond(contentType: "text/plain; charset=UTF-8", body: body)
+    }
+
+    // MARK: Polling requests
+
+    func handlePollGet(_ responder: PollResponder) {
+        if closed {
+            responder.respond(error: .unknownSession)
+            return
+        }
+        switch transport {
+        case .webSocket:
+            responder.respond(error: .badRequest)
+            return
+        case .polling:
+            break
+        }
+        if pendingGet != nil {
+            logger.warning("overlapping polling GET; closing the session")
+            responder.respond(error: .badRequest)
+            close(reason: "overlapping poll")
+            return
+        }
+        if case .probing = upgrade, queue.isEmpty {
+            // While the client upgrades, release polls at once so it can finish.
+            responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.noop))
+            return
+        }
+        if queue.isEmpty {
+            pendingGet = responder
+        } else {
+            respondToPoll(responder)
+        }
+    }
+
+    func handlePollPost(_ body: ByteBuffer, responder: PollResponder) {
+        if closed {
+            responder.respond(error: .unknownSession)
+            return
+        }
+        if case .webSocket = transport {
+            responder.respond(error: .badRequest)
+            return
+        }
+        let packets: [EngineIOPacket]
+        do {
+            packets = try EngineIOCodec.decodePayloadV4(body)
+        } catch {
+            logger.info("bad polling payload; closing the session", metadata: ["error": "\(error)"])
+            responder.respond(error: .badRequest)
+            close(reason: "parse error")
+            return
+        }
+        responder.respond(contentType: "text/html", body: ByteBuffer(string: "ok"))
+        for packet in packets where !closed {
+            receive(packet)
+        }
+    }
+
+    // MARK: WebSocket
+
+    /// A WebSocket connection carrying this session's `sid` asks to take over.
+    func attachProbe(_ channel: any Channel) -> Bool {
+        guard !closed, case .polling = transport, case .none = upgrade else { return false }
+        upgrade = .probing(channel, probed: false)
+        upgradeDeadline = eventLoop.scheduleTask(in: server.configuration.upgradeTimeout.timeAmount) { [self] in
+            self.assumeIsolated { session in
+                if case .probing(let channel, _) = session.upgrade {
+                    session.logger.info("upgrade timed out; closing the probe")
+                    session.upgrade = .none
+                    channel.close(promise: nil)
+                }
+            }
+        }
+        return true
+    }
+
+    /// A text frame arrived on `channel` (the session's WebSocket, or a probe).
+    func receiveWebSocketText(_ text: ByteBuffer, on channel: any Channel) {
+        guard !closed else { return }
+        let packet: EngineIOPacket
+        do {
+            packet = try EngineIOCodec.decodePacket(text)
+        } catch {
+            logger.info("bad WebSocket packet; closing the session", metadata: ["error": "\(error)"])
+            close(reason: "parse error")
+            return
+        }
+        if case .probing(let probe, let probed) = upgrade, probe === channel {
+            handleProbePacket(packet, probe: probe, probed: probed)
+            return
+        }
+        guard case .webSocket(let current) = transport, current === channel else { return }
+        receive(packet)
+    }
+
+    /// A binary frame arrived.
+    func receiveWebSocketBinary(_ bytes: ByteBuffer, on channel: any Channel) {
+        guard !closed, case .webSocket(let current) = transport, current === channel else { return }
+        do {
+            receive(try EngineIOCodec.decodeBinaryFrame(bytes, version: version))
+        } catch {
+            logger.info("bad binary frame; closing the session", metadata: ["error": "\(error)"])
+            close(reason: "parse error")
+        }
+    }
+
+    /// The WebSocket `channel` closed.
+    func webSocketClosed(_ channel: any Channel) {
+        if case .probing(let probe, _) = upgrade, probe === channel {
+            upgrade = .none
+            upgradeDeadline?.cancel()
+            return
+        }
+        if case .webSocket(let current) = transport, current === channel {
+            close(reason: "transport close")
+        }
+    }
+
+    private func handleProbePacket(_ packet: EngineIOPacket, probe: any Channel, probed: Bool) {
+        switch packet.type {
+        case .ping where String(buffer: packet.data) == "probe":
+            upgrade = .probing(probe, probed: true)
+            probe.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: ByteBuffer(string: "3probe")), promise: nil)
+            // Release the held poll so the client can send the upgrade packet.
+            if let responder = pendingGet {
+                pendingGet = nil
+                if queue.isEmpty {
+                    responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.noop))
+                } else {
+                    respondToPoll(responder)
+                }
+            }
+        case .upgrade where probed:
+            upgradeDeadline?.cancel()
+            upgrade = .none
+            transport = .webSocket(probe)
+            if let responder = pendingGet {
+                pendingGet = nil
+                responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.noop))
+            }
+            // Everything still queued for polling goes over the WebSocket now.
+            while let packet = queue.popFirst() {
+                probe.write(WebSocketFraming.frame(opcode: .text, payload: packet), promise: nil)
+            }
+            probe.flush()
+            logger.debug("upgraded to WebSocket")
+        default:
+            logger.info("unexpected packet during upgrade; closing the probe", metadata: ["herald.packet": "\(packet.type)"])
+            upgradeDeadline?.cancel()
+            upgrade = .none
+            probe.close(promise: nil)
+        }
+    }
+
+    // MARK: Engine.IO packets
+
+    private func receive(_ packet: EngineIOPacket) {
+        switch packet.type {
+        case .pong:
+            pongDeadline?.cancel()
+            pongDeadline = nil
+            schedulePing()
+        case .message:
+            if packet.isBinary {
+                guard pendingAttachments > 0 else {
+                    logger.info("unexpected binary message; closing")
+                    close(reason: "parse error")
+                    return
+                }
+                pendingAttachments -= 1
+                return
+            }
+            receiveSocketIO(packet.data)
+        case .close:
+            close(reason: "client close")
+        case .ping:
+            // v4 servers send pings; a client ping is a protocol error.
+            logger.info("client sent ping on Engine.IO v4; closing")
+            close(reason: "parse error")
+        case .open, .upgrade, .noop:
+            logger.info("unexpected Engine.IO packet; closing", metadata: ["herald.packet": "\(packet.type)"])
+            close(reason: "parse error")
+        }
+    }
+
+    private func schedulePing() {
+        pingTimer?.cancel()
+        let config = server.configuration
+        pingTimer = eventLoop.scheduleTask(in: config.pingInterval.timeAmount) { [self] in
+            self.assumeIsolated { session in
+                guard !session.closed else { return }
+                session.send(EngineIOCodec.packet(.ping))
+                session.pongDeadline = session.eventLoop.scheduleTask(in: config.pingTimeout.timeAmount) {
+                    session.assumeIsolated { $0.close(reason: "ping timeout") }
+                }
+            }
+        }
+    }
+
+    // MARK: Socket.IO
+
+    private func receiveSocketIO(_ text: ByteBuffer) {
+        if pendingAttachments > 0 {
+            logger.info("text packet while binary attachments are pending; closing")
+            close(reason: "parse error")
+            return
+        }
+        let packet: SocketIOPacket
+        do {
+            packet = try SocketIOCodec.decode(text)
+        } catch {
+            logger.info("bad Socket.IO packet; closing the session", metadata: ["error": "\(error)"])
+            close(reason: "parse error")
+            return
+        }
+        pendingAttachments = packet.attachments
+        if packet.namespace != "/" {
+            if packet.type == .connect {
+                send(SocketIOCodec.connectError(namespace: packet.namespace, message: "Invalid namespace", legacy: false))
+            }
+            return
+        }
+        switch packet.type {
+        case .connect:
+            guard socketID == nil else {
+                logger.info("repeated CONNECT; closing")
+                close(reason: "parse error")
+                return
+            }
+            let sid = server.makeSocketID()
+            socketID = sid
+            connectDeadline?.cancel()
+            logger[metadataKey: "herald.socket"] = "\(sid)"
+            server.socketJoined(sid, session: self)
+            send(SocketIOCodec.connectReply(sid: sid))
+        case .disconnect:
+            leaveAllChannels()
+            if let socketID { server.socketLeft(socketID) }
+            socketID = nil
+        case .event, .binaryEvent:
+            guard socketID != nil else {
+                logger.info("EVENT before CONNECT; closing")
+                close(reason: "parse error")
+                return
+            }
+            handleEvent(packet)
+        case .ack, .binaryAck, .connectError:
+            break
+        }
+    }
+
+    private func handleEvent(_ packet: SocketIOPacket) {
+        guard let payload = packet.payload, case .array(let items)? = try? JSONReader.parse(payload),
+              case .string(let name)? = items.first else { return }
+        let argument = items.count > 1 ? items[1] : .null
+        switch name {
+        case "subscribe":
+            guard let channel = Self.channelName(argument) else {
+                logger.info("subscribe without a valid channel name")
+                return
+            }
+            subscribe(channel)
+        case "unsubscribe":
+            guard let channel = Self.channelName(argument) else { return }
+            if channels.remove(channel) != nil {
+                server.registry.unsubscribe(self, from: channel)
+                logger.debug("unsubscribed", metadata: ["herald.channel": "\(channel)"])
+            }
+        case "client event":
+            // Whispers need private/presence authorization, which this build does not do yet:
+            // refuse rather than relay an unauthorized client event.
+            logger.info("client event refused: private/presence authorization is not available", metadata: ["herald.channel": "\(Self.channelName(argument) ?? "?")"])
+        default:
+            logger.debug("ignoring client event", metadata: ["herald.event": "\(name)"])
+        }
+    }
+
+    /// Longest channel name accepted (Soketi's limit).
+    static let maxChannelNameLength = 200
+
+    private static func channelName(_ argument: JSONValue) -> String? {
+        var value = argument
+        if case .string(let text) = argument, let parsed = try? JSONReader.parse(text) { value = parsed }
+        guard case .string(let name)? = value["channel"], !name.isEmpty, name.utf8.count <= maxChannelNameLength else { return nil }
+        return name
+    }
+
+    private func subscribe(_ channel: String) {
+        let kind = ChannelKind(channel)
+        if kind.requiresAuthorization {
+            // Private and presence channels need the app's authorization, which lands with the
+            // private/presence work; until then they are refused, never silently allowed.
+            logger.info("subscription refused: private/presence authorization is not available", metadata: ["herald.channel": "\(channel)"])
+            var packet = ByteBuffer()
+            SocketIOCodec.writeEvent(name: "subscription_error", arguments: [Self.quoted(channel), ByteBuffer(string: "403")], into: &packet)
+            send(packet)
+            return
+        }
+        guard channels.insert(channel).inserted else { return }
+        server.registry.subscribe(self, to: channel)
+        logger.debug("subscribed", metadata: ["herald.channel": "\(channel)"])
+    }
+
+    private static func quoted(_ text: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        JSONValue.writeQuoted(text, into: &buffer)
+        return buffer
+    }
+
+    private func leaveAllChannels() {
+        for channel in channels { server.registry.unsubscribe(self, from: channel) }
+        channels.removeAll()
+    }
+
+    // MARK: Closing
+
+    /// Closes the session: leaves every channel, tells the client when it can still hear it,
+    /// and releases the transport.
+    func close(reason: String) {
+        guard !closed else { return }
+        closed = true
+        pingTimer?.cancel()
+        pongDeadline?.cancel()
+        connectDeadline?.cancel()
+        upgradeDeadline?.cancel()
+        server.registry.disconnect(self, channels: channels)
+        channels.removeAll()
+        if let socketID { server.socketLeft(socketID) }
+        server.removeSession(id)
+        logger.debug("session closed", metadata: ["herald.reason": "\(reason)"])
+        if case .probing(let probe, _) = upgrade { probe.close(promise: nil) }
+        switch transport {
+        case .webSocket(let channel):
+            if reason != "transport close" {
+                channel.write(WebSocketFraming.frame(opcode: .text, payload: EngineIOCodec.packet(.close)), promise: nil)
+                channel.writeAndFlush(WebSocketFraming.closeFrame(code: 1000, reason: "")).whenComplete { _ in
+                    channel.close(promise: nil)
+                }
+            }
+        case .polling:
+            if let responder = pendingGet {
+                pendingGet = nil
+                responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.close))
+            }
+        }
+        queue.removeAll()
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
+    }
+
+    var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

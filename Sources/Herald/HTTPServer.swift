@@ -1,0 +1,222 @@
+import HeraldProtocols
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+import Crypto
+
+/// Per-connection HTTP handler: collects a request (bounded by `maxPayload`) and routes it.
+final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let name = "herald.http"
+
+    private let engine: EngineIOServer
+    private let endpoints: HTTPEndpoints
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+    private var rejected = false
+
+    init(engine: EngineIOServer, endpoints: HTTPEndpoints) {
+        self.engine = engine
+        self.endpoints = endpoints
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            self.body.clear()
+            self.rejected = false
+            if let length = head.headers.first(name: "Content-Length").flatMap(Int.init), length > engine.configuration.maxPayload {
+                reject(context: context, head: head)
+            }
+        case .body(var chunk):
+            guard !rejected, let head else { return }
+            if body.readableBytes + chunk.readableBytes > engine.configuration.maxPayload {
+                reject(context: context, head: head)
+                return
+            }
+            body.writeBuffer(&chunk)
+        case .end:
+            guard !rejected, let head else { return }
+            self.head = nil
+            route(context: context, head: head, body: body)
+            body = ByteBuffer()
+        }
+    }
+
+    private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        rejected = true
+        engine.logger.info("request body over the limit", metadata: ["herald.limit": "\(engine.configuration.maxPayload)", "herald.uri": "\(head.uri)"])
+        let responder = PollResponder(channel: context.channel, headers: engine.corsHeaders(for: head.headers), keepAlive: false)
+        responder.respond(error: .payloadTooLarge)
+    }
+
+    private func route(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let path = EngineIOServer.path(head.uri)
+        if engine.isEndpoint(path) {
+            engine.handle(head: head, body: body, channel: context.channel, keepAlive: head.isKeepAlive)
+            return
+        }
+        let responder = PollResponder(channel: context.channel, headers: HTTPHeaders(), keepAlive: head.isKeepAlive)
+        switch (head.method, path) {
+        case (.GET, "/"):
+            responder.respond(contentType: "text/plain", body: ByteBuffer(string: "OK"))
+        case (.GET, "/health"):
+            responder.respond(contentType: "application/json", body: ByteBuffer(string: "{\"status\":\"ok\"}"))
+        case (.GET, "/ready"):
+            let ready = endpoints.isReady()
+            responder.respond(
+                status: ready ? .ok : .serviceUnavailable,
+                contentType: "application/json",
+                body: ByteBuffer(string: ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\",\"reason\":\"Redis is not connected\"}")
+            )
+        default:
+            responder.respond(status: .notFound, contentType: "application/json", body: ByteBuffer(string: "{\"error\":\"Not found\"}"))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        engine.logger.debug("HTTP connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}
+
+/// Hooks the HTTP layer asks the relay about.
+struct HTTPEndpoints: Sendable {
+    var isReady: @Sendable () -> Bool
+}
+
+/// Handler for an upgraded Engine.IO WebSocket: frames in, pre-framed bytes out.
+///
+/// NIO's frame *encoder* is removed from these pipelines: server frames are unmasked, so Herald
+/// frames a broadcast once and writes the same bytes to every recipient.
+final class EngineWebSocketHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = ByteBuffer
+
+    private let session: EngineSession
+    private let logger: Logger
+    private var closing = false
+
+    init(session: EngineSession, logger: Logger) {
+        self.session = session
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        let channel = context.channel
+        switch frame.opcode {
+        case .text:
+            let text = frame.unmaskedData
+            session.onLoop { $0.receiveWebSocketText(text, on: channel) }
+        case .binary:
+            let bytes = frame.unmaskedData
+            session.onLoop { $0.receiveWebSocketBinary(bytes, on: channel) }
+        case .ping:
+            context.writeAndFlush(wrapOutboundOut(WebSocketFraming.frame(opcode: .pong, payload: frame.unmaskedData)), promise: nil)
+        case .connectionClose:
+            close(context: context, code: 1000)
+        default:
+            break
+        }
+    }
+
+    private func close(context: ChannelHandlerContext, code: UInt16) {
+        guard !closing else { return }
+        closing = true
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFraming.closeFrame(code: code, reason: ""))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        session.onLoop { $0.webSocketClosed(channel) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Garbage frames: 1009 for an oversized frame, 1002 for any other protocol violation.
+        if let wsError = error as? NIOWebSocketError {
+            let code: UInt16 = wsError == .invalidFrameLength ? 1009 : 1002
+            logger.info("bad WebSocket frame; closing", metadata: ["error": "\(wsError)", "herald.close_code": "\(code)"])
+            close(context: context, code: code)
+        } else {
+            logger.debug("WebSocket connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// The WebSocket upgrade for the Engine.IO endpoint (RFC 6455 §4.2).
+///
+/// NIO's own upgrader always installs its frame encoder, which cannot be removed; Herald
+/// writes pre-framed bytes instead (one encode per broadcast), so it installs only the decoder.
+struct EngineWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
+    let engine: EngineIOServer
+
+    var supportedProtocol: String { "websocket" }
+    var requiredUpgradeHeaders: [String] { [] }
+
+    func buildUpgradeResponse(channel: any Channel, upgradeRequest: HTTPRequestHead, initialResponseHeaders: HTTPHeaders) -> EventLoopFuture<HTTPHeaders> {
+        guard upgradeRequest.method == .GET,
+              let key = upgradeRequest.headers.first(name: "Sec-WebSocket-Key"),
+              upgradeRequest.headers.first(name: "Sec-WebSocket-Version") == "13" else {
+            return channel.eventLoop.makeFailedFuture(EngineIOError.badRequest)
+        }
+        if case .failure(let error) = engine.upgradeTarget(for: upgradeRequest) {
+            // Declined: the request falls through to the HTTP handler, which answers with the
+            // Engine.IO error.
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        var headers = initialResponseHeaders
+        for (name, value) in engine.corsHeaders(for: upgradeRequest.headers) { headers.add(name: name, value: value) }
+        let digest = Insecure.SHA1.hash(data: Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        headers.add(name: "Upgrade", value: "websocket")
+        headers.add(name: "Connection", value: "upgrade")
+        headers.add(name: "Sec-WebSocket-Accept", value: Base64.encode(Array(digest)))
+        return channel.eventLoop.makeSucceededFuture(headers)
+    }
+
+    func upgrade(context: ChannelHandlerContext, upgradeRequest: HTTPRequestHead) -> EventLoopFuture<Void> {
+        let channel = context.channel
+        let engine = self.engine
+        return channel.eventLoop.makeCompletedFuture {
+            guard case .success(let target) = engine.upgradeTarget(for: upgradeRequest) else {
+                channel.close(promise: nil)
+                return
+            }
+            let maxPayload = max(engine.configuration.maxPayload, 1024)
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: maxPayload)))
+            try sync.addHandler(NIOWebSocketFrameAggregator(
+                minNonFinalFragmentSize: 0,
+                maxAccumulatedFrameCount: 256,
+                maxAccumulatedFrameSize: maxPayload
+            ))
+            let session = engine.attachWebSocket(channel, target: target)
+            try sync.addHandler(EngineWebSocketHandler(session: session, logger: engine.logger))
+        }
+    }
+}
+
+/// Builds each accepted connection's pipeline: HTTP/1.1 with the WebSocket upgrader.
+enum HTTPPipeline {
+    static func configure(channel: any Channel, engine: EngineIOServer, endpoints: HTTPEndpoints) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.configureHTTPServerPipeline(
+            withServerUpgrade: (
+                upgraders: [EngineWebSocketUpgrader(engine: engine)],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(name: HTTPRequestHandler.name, promise: nil)
+                }
+            )
+        )
+        try sync.addHandler(HTTPRequestHandler(engine: engine, endpoints: endpoints), name: HTTPRequestHandler.name)
+    }
+}

@@ -1,0 +1,139 @@
+import HeraldCore
+import HeraldProtocols
+import HeraldRedis
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A Herald relay: the Socket.IO server, the router, and (optionally) the Redis ingest of
+/// Laravel broadcasts, run together as one `Service`.
+///
+/// ```swift
+/// let relay = Relay(configuration: .init(port: 6001, redis: try RedisConfiguration(url: "redis://127.0.0.1:6379")), logger: logger)
+/// let group = ServiceGroup(services: [relay], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+/// try await group.run()
+/// ```
+///
+/// Publish from Swift with ``publish(_:)``; it takes the same path as events from Redis.
+public final class Relay: Service, Sendable {
+    /// The configuration the relay was created with.
+    public let configuration: HeraldConfiguration
+    /// Who is subscribed to what.
+    public let registry: ChannelRegistry
+    /// The router every event goes through.
+    public let router: Router
+    /// The Redis subscription, when Redis is configured.
+    public let subscriber: RedisSubscriber?
+
+    private let engine: EngineIOServer
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let bound = Mutex<SocketAddress?>(nil)
+    private let ingestDrops = Atomic<Int>(0)
+
+    /// - Parameters:
+    ///   - plugins: event plugins, in the order they run.
+    ///   - eventLoopGroup: the loops connections run on (NIO's shared group by default).
+    public init(
+        configuration: HeraldConfiguration,
+        plugins: [any EventPlugin] = [],
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        let registry = ChannelRegistry()
+        self.registry = registry
+        self.router = Router(registry: registry, plugins: PluginChain(plugins), emitToAll: configuration.emitToAll, logger: logger)
+        self.engine = EngineIOServer(configuration: configuration, registry: registry, logger: logger)
+        self.subscriber = configuration.redis.map {
+            RedisSubscriber(configuration: $0, patterns: [configuration.redisPattern], eventLoopGroup: eventLoopGroup, logger: logger)
+        }
+    }
+
+    /// Publishes an event from Swift code: it goes through the plugins and to subscribers
+    /// exactly as an event from Redis does. Returns false if the router's queue is full.
+    @discardableResult
+    public func publish(_ event: Event) -> Bool { router.publish(event) }
+
+    /// The address the server listens on, once ``run()`` has bound it.
+    public var boundAddress: SocketAddress? { bound.withLock { $0 } }
+
+    /// Whether the relay is ready for traffic: always in standalone mode, and only while the
+    /// Redis subscription is confirmed when Redis is configured.
+    public var isReady: Bool { subscriber?.isSubscribed ?? true }
+
+    /// Redis messages dropped because they were not Laravel broadcasts.
+    public var droppedRedisMessages: Int { ingestDrops.load(ordering: .relaxed) }
+
+    public func run() async throws {
+        let engine = self.engine
+        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady })
+        let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try HTTPPipeline.configure(channel: channel, engine: engine, endpoints: endpoints)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        bound.withLock { $0 = serverChannel.localAddress }
+        logger.info("Herald listening", metadata: [
+            "herald.address": "\(serverChannel.localAddress.map { "\($0)" } ?? "?")",
+            "herald.path": "\(configuration.socketIOPath)",
+            "herald.redis": "\(configuration.redis.map { "\($0)" } ?? "none (standalone)")",
+            "herald.pattern": "\(configuration.redis == nil ? "" : configuration.redisPattern)",
+            "herald.emit_to_all": "\(configuration.emitToAll)",
+        ])
+        if configuration.allowedOrigins.contains("*") {
+            logger.notice("every Origin is allowed (allowed origins '*'); set --allowed-origins in production")
+        }
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.router.run() }
+            if let subscriber {
+                group.addTask { try await subscriber.run() }
+                group.addTask { await self.ingest(from: subscriber) }
+            }
+            await withTaskCancellationOrGracefulShutdownHandler {
+                try? await serverChannel.closeFuture.get()
+            } onCancelOrGracefulShutdown: {
+                self.logger.info("Herald shutting down: closing connections")
+                serverChannel.close(promise: nil)
+                engine.closeAll()
+            }
+            router.finish()
+            if Task.isCancelled { group.cancelAll() }
+        }
+        logger.info("Herald stopped")
+    }
+
+    /// Turns Laravel broadcasts from Redis into events.
+    private func ingest(from subscriber: RedisSubscriber) async {
+        let prefix = configuration.keyPrefix
+        for await message in subscriber.messages {
+            var channel = message.channel
+            if !prefix.isEmpty, channel.hasPrefix(prefix) {
+                channel.removeFirst(prefix.count)
+            }
+            do {
+                let broadcast = try LaravelBroadcast(payload: message.payload)
+                router.publish(Event(channel: channel, name: broadcast.event, data: broadcast.data, excludedSocketID: broadcast.socket, source: .redis))
+            } catch {
+                ingestDrops.add(1, ordering: .relaxed)
+                logger.warning("dropped a Redis message that is not a Laravel broadcast", metadata: [
+                    "herald.channel": "\(message.channel)",
+                    "herald.reason": "\(error)",
+                    "herald.bytes": "\(message.payload.readableBytes)",
+                ])
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import HeraldCore
+import HeraldProtocols
+import Logging
+import NIOCore
+import Synchronization
+
+/// One event, encoded once for every transport, shared by every recipient.
+struct EncodedBroadcast: Sendable {
+    /// The Engine.IO message (`42[...]`), as polling responses carry it.
+    let packet: ByteBuffer
+    /// The same packet framed as a WebSocket text frame.
+    let webSocketFrame: ByteBuffer
+    /// Socket id excluded from delivery (`toOthers()`).
+    let excludedSocketID: String?
+
+    init(packet: ByteBuffer, excludedSocketID: String?) {
+        self.packet = packet
+        self.webSocketFrame = WebSocketFraming.frame(opcode: .text, payload: packet)
+        self.excludedSocketID = excludedSocketID
+    }
+}
+
+/// Counters the router keeps (read them through ``Router/statistics``).
+public struct RouterStatistics: Sendable, Hashable {
+    /// Events accepted into the router.
+    public var eventsIn: Int
+    /// Events dropped because the router's queue was full.
+    public var eventsDropped: Int
+    /// Recipient deliveries scheduled.
+    public var deliveries: Int
+}
+
+/// Routes events to subscribers.
+///
+/// Every event, whatever its source (Redis, HTTP, in-process, client), enters through
+/// ``publish(_:)`` into one bounded queue. The router's task takes them in order, runs the
+/// plugin chain once per event, encodes the result once, and hands the bytes to one task per
+/// event loop that writes them to every local recipient and flushes once. The hot path has no
+/// actor hop and no allocation per recipient.
+public actor Router {
+    private let registry: ChannelRegistry
+    private let plugins: PluginChain
+    private let emitToAll: Bool
+    private let logger: Logger
+    private let stream: AsyncStream<Event>
+    private let continuation: AsyncStream<Event>.Continuation
+    private let counters = Counters()
+
+    final class Counters: Sendable {
+        let eventsIn = Atomic<Int>(0)
+        let eventsDropped = Atomic<Int>(0)
+        let deliveries = Atomic<Int>(0)
+    }
+
+    /// - Parameters:
+    ///   - queueSize: events that may wait for routing before new ones are dropped (and counted).
+    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, logger: Logger) {
+        self.registry = registry
+        self.plugins = plugins
+        self.emitToAll = emitToAll
+        self.logger = logger
+        (self.stream, self.continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingOldest(queueSize))
+    }
+
+    /// Queues an event for delivery. Returns false when the queue is full or the router stopped.
+    @discardableResult
+    public nonisolated func publish(_ event: Event) -> Bool {
+        switch continuation.yield(event) {
+        case .enqueued:
+            counters.eventsIn.add(1, ordering: .relaxed)
+            return true
+        case .dropped:
+            let dropped = counters.eventsDropped.add(1, ordering: .relaxed).newValue
+            if dropped == 1 || dropped % 10_000 == 0 {
+                logger.error("router queue full: event dropped", metadata: ["herald.channel": "\(event.channel)", "herald.dropped": "\(dropped)"])
+            }
+            return false
+        case .terminated:
+            return false
+        @unknown default:
+            return false
+        }
+    }
+
+    /// Current counters.
+    public nonisolated var statistics: RouterStatistics {
+        RouterStatistics(
+            eventsIn: counters.eventsIn.load(ordering: .relaxed),
+            eventsDropped: counters.eventsDropped.load(ordering: .relaxed),
+            deliveries: counters.deliveries.load(ordering: .relaxed)
+        )
+    }
+
+    /// Stops accepting events; ``run()`` returns once the queue is drained.
+    public nonisolated func finish() { continuation.finish() }
+
+    /// Routes events until ``finish()`` is called or the task is cancelled.
+    public func run() async {
+        for await event in stream {
+            if plugins.isEmpty {
+                route(event)
+            } else {
+                for output in await plugins.run(event, logger: logger) { route(output) }
+            }
+        }
+    }
+
+    private func route(_ event: Event) {
+        let kind = event.channelKind
+        var delivered = 0
+        if let groups = registry.groups(for: event.channel) {
+            var packet = ByteBuffer()
+            packet.reserveCapacity(event.data.readableBytes + event.name.utf8.count + event.channel.utf8.count + 16)
+            SocketIOCodec.writeChannelEvent(event: event.name, channel: event.channel, data: event.data, into: &packet)
+            delivered += Self.deliver(EncodedBroadcast(packet: packet, excludedSocketID: event.excludedSocketID), to: groups)
+        }
+        // Seed compatibility: public channels only; private and presence events never go to all.
+        if emitToAll && kind == .public {
+            var packet = ByteBuffer()
+            packet.reserveCapacity(event.data.readableBytes + event.name.utf8.count + event.channel.utf8.count + 12)
+            SocketIOCodec.writeEvent(name: event.channel + ":" + event.name, arguments: [event.data], into: &packet)
+            delivered += Self.deliver(EncodedBroadcast(packet: packet, excludedSocketID: event.excludedSocketID), to: registry.everyoneGroups())
+        }
+        counters.deliveries.add(delivered, ordering: .relaxed)
+        if logger.logLevel <= .trace {
+            logger.trace("routed event", metadata: ["herald.channel": "\(event.channel)", "herald.event": "\(event.name)", "herald.recipients": "\(delivered)"])
+        }
+    }
+
+    /// Hands one broadcast to each event loop's members: one task per loop, one flush per
+    /// recipient at the end of the batch. Returns the number of recipients.
+    static func deliver(_ broadcast: EncodedBroadcast, to groups: ChannelRegistry.Groups) -> Int {
+        var count = 0
+        for group in groups.values {
+            let sessions = group.sessions
+            count += sessions.count
+            group.loop.execute {
+                for session in sessions.values {
+                    session.assumeIsolated { $0.enqueue(broadcast) }
+                }
+                for session in sessions.values {
+                    session.assumeIsolated { $0.flush() }
+                }
+            }
+        }
+        return count
+    }
+}

@@ -1,0 +1,72 @@
+import NIOCore
+
+/// Where an event entered Herald.
+public enum EventSource: String, Sendable, Hashable {
+    /// Laravel's RedisBroadcaster (or anything publishing its format) through Redis pub/sub.
+    case redis
+    /// Herald's HTTP publish API.
+    case http
+    /// Swift code in the same process.
+    case inProcess
+    /// A client event (whisper) sent by a connected client.
+    case client
+}
+
+/// One event on its way to subscribers.
+///
+/// `data` is the payload as raw JSON bytes, exactly as the publisher sent it: Herald never
+/// re-encodes it, so numbers, key order and escapes reach clients untouched.
+public struct Event: Sendable {
+    /// The channel, without any Redis key prefix (`orders`, `private-orders.1`).
+    public var channel: String
+    /// The event name (`App\Events\OrderShipped`, or a `broadcastAs()` name).
+    public var name: String
+    /// The payload: one JSON value, verbatim.
+    public var data: ByteBuffer
+    /// The socket id that must not receive the event (Laravel's `toOthers()`), if any.
+    public var excludedSocketID: String?
+    /// Where the event came from.
+    public var source: EventSource
+
+    public init(channel: String, name: String, data: ByteBuffer, excludedSocketID: String? = nil, source: EventSource) {
+        self.channel = channel
+        self.name = name
+        self.data = data
+        self.excludedSocketID = excludedSocketID
+        self.source = source
+    }
+
+    /// Convenience: builds an event whose payload is the serialization of `json`.
+    public init(channel: String, name: String, json: JSONValue, excludedSocketID: String? = nil, source: EventSource) {
+        var buffer = ByteBuffer()
+        json.write(into: &buffer)
+        self.init(channel: channel, name: name, data: buffer, excludedSocketID: excludedSocketID, source: source)
+    }
+
+    /// The channel's kind, from its name.
+    public var channelKind: ChannelKind { ChannelKind(channel) }
+}
+
+/// The kinds of channel, told apart by name prefix (anchored: `private-…` means a name that
+/// starts with `private-`, unlike laravel-echo-server's unanchored match).
+public enum ChannelKind: Sendable, Hashable {
+    case `public`
+    case `private`
+    case privateEncrypted
+    case presence
+
+    public init(_ name: String) {
+        if name.hasPrefix("private-encrypted-") {
+            self = .privateEncrypted
+        } else if name.hasPrefix("private-") {
+            self = .private
+        } else if name.hasPrefix("presence-") {
+            self = .presence
+        } else {
+            self = .public
+        }
+    }
+
+    /// Whether subscribing needs the application's authorization.
+    public var requiresAuthorization: Bool { self != .public }
+}

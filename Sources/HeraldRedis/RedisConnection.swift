@@ -1,0 +1,185 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One command to write: its RESP bytes and, unless it is fire-and-forget, the promise its reply
+/// completes.
+struct RedisOutboundCommand {
+    var bytes: ByteBuffer
+    var promise: EventLoopPromise<RESPValue>?
+}
+
+/// NIO handler that turns bytes into replies with hiredis and matches replies to promises.
+///
+/// Replies are matched FIFO to the commands that carry a promise. A reply that arrives while no
+/// promise waits (pub/sub pushes once the connection is subscribed) goes to `pushHandler`.
+final class RedisChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisOutboundCommand
+    typealias OutboundOut = ByteBuffer
+
+    private let reader: HiredisReader
+    private var pending = CircularBuffer<EventLoopPromise<RESPValue>>(initialCapacity: 8)
+    private let pushHandler: (@Sendable (RESPValue) -> Void)?
+    private let logger: Logger
+
+    init(reader: HiredisReader, pushHandler: (@Sendable (RESPValue) -> Void)?, logger: Logger) {
+        self.reader = reader
+        self.pushHandler = pushHandler
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        do {
+            try reader.feed(bytes)
+            while let reply = try reader.next() {
+                if let promise = pending.popFirst() {
+                    promise.succeed(reply)
+                } else if let pushHandler {
+                    pushHandler(reply)
+                } else {
+                    logger.warning("unexpected Redis reply with no command waiting", metadata: ["redis.reply": "\(reply)"])
+                }
+            }
+        } catch {
+            logger.error("Redis protocol error; closing the connection", metadata: ["error": "\(error)"])
+            failAll(error)
+            context.close(promise: nil)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let command = unwrapOutboundIn(data)
+        if let reply = command.promise { pending.append(reply) }
+        context.write(wrapOutboundOut(command.bytes), promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisError(.connectionClosed, "connection to Redis closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("Redis connection error", metadata: ["error": "\(error)"])
+        failAll(RedisError(.connectionClosed, "connection to Redis failed: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func failAll(_ error: any Error) {
+        while let promise = pending.popFirst() { promise.fail(error) }
+    }
+}
+
+/// A connection to Redis: pipelined commands over SwiftNIO, RESP handled by hiredis.
+///
+/// Commands may be sent concurrently from any task; they are written in the order they reach
+/// the connection's event loop and their replies are matched in the same order (pipelining).
+/// No call ever blocks a thread.
+public final class RedisConnection: Sendable {
+    let channel: any Channel
+    /// The configuration this connection was made from.
+    public let configuration: RedisConfiguration
+
+    private init(channel: any Channel, configuration: RedisConfiguration) {
+        self.channel = channel
+        self.configuration = configuration
+    }
+
+    /// Opens a connection, then sends `AUTH` and `SELECT` as configured.
+    ///
+    /// - Parameter pushHandler: receives replies no command waits for (pub/sub messages). It is
+    ///   called on the connection's event loop and must not block.
+    public static func connect(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger,
+        pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+    ) async throws -> RedisConnection {
+        let timeout = TimeAmount.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
+            + configuration.connectTimeout.components.attoseconds / 1_000_000_000)
+        let channel = try await ClientBootstrap(group: eventLoopGroup)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let reader = try HiredisReader()
+                    try channel.pipeline.syncOperations.addHandler(
+                        RedisChannelHandler(reader: reader, pushHandler: pushHandler, logger: logger)
+                    )
+                }
+            }
+            .connect(host: configuration.host, port: configuration.port)
+            .get()
+        let connection = RedisConnection(channel: channel, configuration: configuration)
+        do {
+            if let password = configuration.password {
+                var auth = ["AUTH"]
+                if let user = configuration.username { auth.append(user) }
+                auth.append(password)
+                _ = try await connection.command(auth)
+            }
+            if configuration.database != 0 {
+                _ = try await connection.command(["SELECT", String(configuration.database)])
+            }
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends a command and returns its reply, error replies included as `.error`.
+    public func send(_ arguments: [String]) async throws -> RESPValue {
+        var bytes = channel.allocator.buffer(capacity: 64)
+        RedisCommandEncoder.encode(arguments, into: &bytes)
+        return try await send(encoded: bytes)
+    }
+
+    /// Sends an already-encoded command and returns its reply.
+    public func send(encoded bytes: ByteBuffer) async throws -> RESPValue {
+        let promise = channel.eventLoop.makePromise(of: RESPValue.self)
+        channel.writeAndFlush(RedisOutboundCommand(bytes: bytes, promise: promise), promise: nil)
+        return try await promise.futureResult.get()
+    }
+
+    /// Sends a command and returns its reply; an error reply throws ``RedisError`` (`.server`).
+    @discardableResult
+    public func command(_ arguments: [String]) async throws -> RESPValue {
+        let reply = try await send(arguments)
+        if case .error(let message) = reply {
+            throw RedisError(.server, "\(arguments.first ?? "") failed: \(message)")
+        }
+        return reply
+    }
+
+    /// Writes a command whose reply is not awaited (it goes to the push handler, as pub/sub
+    /// confirmations do).
+    public func sendWithoutReply(_ arguments: [String]) {
+        var bytes = channel.allocator.buffer(capacity: 64)
+        RedisCommandEncoder.encode(arguments, into: &bytes)
+        channel.writeAndFlush(RedisOutboundCommand(bytes: bytes, promise: nil), promise: nil)
+    }
+
+    /// `PUBLISH channel message`; returns how many subscribers received it.
+    @discardableResult
+    public func publish(_ message: ByteBuffer, to channel: String) async throws -> Int {
+        var bytes = self.channel.allocator.buffer(capacity: message.readableBytes + channel.utf8.count + 32)
+        RedisCommandEncoder.encode([ByteBuffer(string: "PUBLISH"), ByteBuffer(string: channel), message], into: &bytes)
+        let reply = try await send(encoded: bytes)
+        if case .error(let text) = reply { throw RedisError(.server, "PUBLISH failed: \(text)") }
+        return Int(reply.int ?? 0)
+    }
+
+    /// Completes when the connection is closed, by either side.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Whether the TCP connection is still open.
+    public var isActive: Bool { channel.isActive }
+
+    /// Closes the connection; commands still waiting fail with `.connectionClosed`.
+    public func close() async {
+        try? await channel.close()
+    }
+}

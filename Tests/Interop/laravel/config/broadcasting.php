@@ -1,0 +1,14 @@
+<?php
+
+return [
+    'default' => env('BROADCAST_DRIVER', 'redis'),
+
+    'connections' => [
+        'redis' => [
+            'driver' => 'redis',
+            'connection' => 'default',
+        ],
+        'log' => ['driver' => 'log'],
+        'null' => ['driver' => 'null'],
+    ],
+];

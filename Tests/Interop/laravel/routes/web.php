@@ -1,0 +1,8 @@
+<?php
+
+use Illuminate\Support\Facades\Route;
+
+// Readiness probe for test harnesses.
+Route::get('/', function () {
+    return 'herald-laravel ok';
+});
