@@ -122,8 +122,10 @@ final class EngineIOServer: Sendable {
 
     // MARK: Polling
 
-    /// Handles a complete HTTP request to the Socket.IO endpoint.
-    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel, keepAlive: Bool) {
+    /// Handles a complete HTTP request to the Socket.IO endpoint. Returns the session when the
+    /// request is a poll that session may hold open.
+    @discardableResult
+    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel, keepAlive: Bool) -> EngineSession? {
         let query = Self.query(head.uri)
         let responder = PollResponder(channel: channel, headers: corsHeaders(for: head.headers), keepAlive: keepAlive)
         if head.method == .OPTIONS {
@@ -134,13 +136,13 @@ final class EngineIOServer: Sendable {
             }
             PollResponder(channel: channel, headers: headers, keepAlive: keepAlive)
                 .respond(status: .noContent, contentType: "text/plain", body: ByteBuffer())
-            return
+            return nil
         }
         let version: EngineIOVersion
         switch checkHandshake(query: query, headers: head.headers) {
         case .failure(let error):
             responder.respond(error: error)
-            return
+            return nil
         case .success(let v):
             version = v
         }
@@ -155,35 +157,37 @@ final class EngineIOServer: Sendable {
             } else {
                 responder.respond(error: .badRequest)
             }
-            return
+            return nil
         default:
             responder.respond(error: .unknownTransport)
-            return
+            return nil
         }
         guard let sid = query["sid"] else {
             guard head.method == .GET else {
                 responder.respond(error: .badHandshakeMethod)
-                return
+                return nil
             }
             let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .polling)
             session.onLoop { session in
                 let open = session.start()
                 responder.respond(contentType: "text/plain; charset=UTF-8", body: open)
             }
-            return
+            return nil
         }
         guard let session = session(sid) else {
             responder.respond(error: .unknownSession)
-            return
+            return nil
         }
         switch head.method {
         case .GET:
             session.onLoop { $0.handlePollGet(responder) }
+            return session
         case .POST:
             session.onLoop { $0.handlePollPost(body, responder: responder) }
         default:
             responder.respond(error: .badRequest)
         }
+        return nil
     }
 
     // MARK: WebSocket

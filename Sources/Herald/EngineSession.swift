@@ -221,6 +221,14 @@ public actor EngineSession {
         }
     }
 
+    /// The HTTP connection `channel` closed. If it held this session's poll, that is a
+    /// transport close (as in engine.io): nothing may be written into a dead response and lost.
+    func pollConnectionClosed(_ channel: any Channel) {
+        guard let pending = pendingGet, pending.channel === channel else { return }
+        pendingGet = nil
+        close(reason: "transport close")
+    }
+
     func handlePollPost(_ body: ByteBuffer, responder: PollResponder) {
         if closed {
             responder.respond(error: .unknownSession)

@@ -17,6 +17,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var rejected = false
+    /// The session whose poll this connection may be holding.
+    private var heldBy: EngineSession?
 
     init(engine: EngineIOServer, endpoints: HTTPEndpoints) {
         self.engine = engine
@@ -57,7 +59,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func route(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
         let path = EngineIOServer.path(head.uri)
         if engine.isEndpoint(path) {
-            engine.handle(head: head, body: body, channel: context.channel, keepAlive: head.isKeepAlive)
+            heldBy = engine.handle(head: head, body: body, channel: context.channel, keepAlive: head.isKeepAlive)
             return
         }
         let responder = PollResponder(channel: context.channel, headers: HTTPHeaders(), keepAlive: head.isKeepAlive)
@@ -76,6 +78,14 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             responder.respond(status: .notFound, contentType: "application/json", body: ByteBuffer(string: "{\"error\":\"Not found\"}"))
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let session = heldBy {
+            let channel = context.channel
+            session.onLoop { $0.pollConnectionClosed(channel) }
+        }
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
