@@ -106,6 +106,7 @@ final class EngineIOServer: Sendable {
         }
         switch query["EIO"] {
         case "4": return .success(.v4)
+        case "3": return .success(.v3)
         default: return .failure(.unsupportedProtocolVersion)
         }
     }
@@ -169,8 +170,7 @@ final class EngineIOServer: Sendable {
             }
             let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .polling)
             session.onLoop { session in
-                let open = session.start()
-                responder.respond(contentType: "text/plain; charset=UTF-8", body: open)
+                session.start(handshake: responder)
             }
             return nil
         }
@@ -218,7 +218,7 @@ final class EngineIOServer: Sendable {
         switch target {
         case .new(let version):
             let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .webSocket(channel))
-            session.assumeIsolated { _ = $0.start() }
+            session.assumeIsolated { $0.start(handshake: nil) }
             return session
         case .existing(let session):
             session.onLoop { session in

@@ -101,9 +101,12 @@ public actor EngineSession {
 
     // MARK: Opening
 
-    /// Sends the `open` packet and starts the timers. `openPacket` goes first on WebSocket;
-    /// for polling the caller answers the handshake GET with it.
-    func start() -> ByteBuffer {
+    /// Sends the `open` packet and starts the timers. Over polling the open packet answers the
+    /// handshake GET (`handshake`); over WebSocket it is the first frame.
+    ///
+    /// Engine.IO 3 clients (socket.io 2.x) join `/` implicitly: the server sends `40` right
+    /// after `open`, and the socket id is the Engine.IO sid.
+    func start(handshake: PollResponder?) {
         let upgrades: [String]
         if case .polling = transport { upgrades = ["websocket"] } else { upgrades = [] }
         let config = server.configuration
@@ -115,17 +118,49 @@ public actor EngineSession {
             maxPayload: version == .v4 ? config.maxPayload : nil
         ))
         server.registry.connect(self)
-        schedulePing()
-        connectDeadline = eventLoop.scheduleTask(in: config.connectTimeout.timeAmount) { [self] in
-            self.assumeIsolated { session in
-                if session.socketID == nil { session.close(reason: "connect timeout") }
+        logger.debug("session opened", metadata: ["herald.transport": "\(upgrades.isEmpty ? "websocket" : "polling")", "herald.eio": "\(version.rawValue)"])
+        var first = [open]
+        switch version {
+        case .v4:
+            schedulePing()
+            connectDeadline = eventLoop.scheduleTask(in: config.connectTimeout.timeAmount) { [self] in
+                self.assumeIsolated { session in
+                    if session.socketID == nil { session.close(reason: "connect timeout") }
+                }
             }
+        case .v3:
+            resetHeartbeatDeadline()
+            joinDefaultNamespace(socketID: id)
+            first.append(SocketIOCodec.connectReplyV4())
         }
-        logger.debug("session opened", metadata: ["herald.transport": "\(upgrades.isEmpty ? "websocket" : "polling")"])
-        if case .webSocket(let channel) = transport {
-            channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: open), promise: nil)
+        switch transport {
+        case .webSocket(let channel):
+            for packet in first { channel.write(WebSocketFraming.frame(opcode: .text, payload: packet), promise: nil) }
+            channel.flush()
+        case .polling:
+            handshake?.respond(contentType: "text/plain; charset=UTF-8", body: pollBody(first))
         }
-        return open
+    }
+
+    private func joinDefaultNamespace(socketID sid: String) {
+        socketID = sid
+        connectDeadline?.cancel()
+        logger[metadataKey: "herald.socket"] = "\(sid)"
+        server.socketJoined(sid, session: self)
+    }
+
+    /// A polling response body in this session's framing.
+    private func pollBody(_ packets: [ByteBuffer]) -> ByteBuffer {
+        var body = ByteBuffer()
+        switch version {
+        case .v4: EngineIOCodec.encodePayloadV4(packets, into: &body)
+        case .v3: EngineIOCodec.encodePayloadV3(packets, into: &body)
+        }
+        return body
+    }
+
+    private func respondNoop(_ responder: PollResponder) {
+        responder.respond(contentType: "text/plain; charset=UTF-8", body: pollBody([EngineIOCodec.packet(.noop)]))
     }
 
     // MARK: Fan-out (called by the router on this loop)
@@ -180,13 +215,11 @@ public actor EngineSession {
     }
 
     private func respondToPoll(_ responder: PollResponder) {
-        var body = ByteBuffer()
         let count = min(queue.count, server.configuration.maxPacketsPerPoll)
         var batch: [ByteBuffer] = []
         batch.reserveCapacity(count)
         for _ in 0..<count { batch.append(queue.removeFirst()) }
-        EngineIOCodec.encodePayloadV4(batch, into: &body)
-        responder.respond(contentType: "text/plain; charset=UTF-8", body: body)
+        responder.respond(contentType: "text/plain; charset=UTF-8", body: pollBody(batch))
     }
 
     // MARK: Polling requests
@@ -211,7 +244,7 @@ public actor EngineSession {
         }
         if case .probing = upgrade, queue.isEmpty {
             // While the client upgrades, release polls at once so it can finish.
-            responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.noop))
+            respondNoop(responder)
             return
         }
         if queue.isEmpty {
@@ -240,7 +273,10 @@ public actor EngineSession {
         }
         let packets: [EngineIOPacket]
         do {
-            packets = try EngineIOCodec.decodePayloadV4(body)
+            switch version {
+            case .v4: packets = try EngineIOCodec.decodePayloadV4(body)
+            case .v3: packets = try EngineIOCodec.decodePayloadV3(body)
+            }
         } catch {
             logger.info("bad polling payload; closing the session", metadata: ["error": "\(error)"])
             responder.respond(error: .badRequest)
@@ -322,7 +358,7 @@ public actor EngineSession {
             if let responder = pendingGet {
                 pendingGet = nil
                 if queue.isEmpty {
-                    responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.noop))
+                    respondNoop(responder)
                 } else {
                     respondToPoll(responder)
                 }
@@ -333,7 +369,7 @@ public actor EngineSession {
             transport = .webSocket(probe)
             if let responder = pendingGet {
                 pendingGet = nil
-                responder.respond(contentType: "text/plain; charset=UTF-8", body: EngineIOCodec.packet(.noop))
+                respondNoop(responder)
             }
             // Everything still queued for polling goes over the WebSocket now.
             while let packet = queue.popFirst() {
@@ -352,11 +388,18 @@ public actor EngineSession {
     // MARK: Engine.IO packets
 
     private func receive(_ packet: EngineIOPacket) {
+        if version == .v3 { resetHeartbeatDeadline() }
         switch packet.type {
-        case .pong:
+        case .pong where version == .v4:
             pongDeadline?.cancel()
             pongDeadline = nil
             schedulePing()
+        case .ping where version == .v3:
+            // Engine.IO 3: the client pings, the server answers at once.
+            send(EngineIOCodec.packet(.pong, String(buffer: packet.data)))
+        case .pong:
+            logger.info("client sent pong on Engine.IO 3; closing")
+            close(reason: "parse error")
         case .message:
             if packet.isBinary {
                 guard pendingAttachments > 0 else {
@@ -377,6 +420,15 @@ public actor EngineSession {
         case .open, .upgrade, .noop:
             logger.info("unexpected Engine.IO packet; closing", metadata: ["herald.packet": "\(packet.type)"])
             close(reason: "parse error")
+        }
+    }
+
+    /// Engine.IO 3: the session dies when no packet arrives for pingInterval + pingTimeout.
+    private func resetHeartbeatDeadline() {
+        pongDeadline?.cancel()
+        let config = server.configuration
+        pongDeadline = eventLoop.scheduleTask(in: (config.pingInterval + config.pingTimeout).timeAmount) { [self] in
+            self.assumeIsolated { $0.close(reason: "ping timeout") }
         }
     }
 
@@ -413,11 +465,16 @@ public actor EngineSession {
         pendingAttachments = packet.attachments
         if packet.namespace != "/" {
             if packet.type == .connect {
-                send(SocketIOCodec.connectError(namespace: packet.namespace, message: "Invalid namespace", legacy: false))
+                // Herald serves the default namespace only (as laravel-echo-server).
+                let namespace = String(packet.namespace.prefix { $0 != "?" })
+                send(SocketIOCodec.connectError(namespace: namespace, message: "Invalid namespace", legacy: version == .v3))
             }
             return
         }
         switch packet.type {
+        case .connect where version == .v3:
+            // socket.io 2.x joins `/` implicitly; a CONNECT for `/` is answered again, harmlessly.
+            send(SocketIOCodec.connectReplyV4())
         case .connect:
             guard socketID == nil else {
                 logger.info("repeated CONNECT; closing")
@@ -425,10 +482,7 @@ public actor EngineSession {
                 return
             }
             let sid = server.makeSocketID()
-            socketID = sid
-            connectDeadline?.cancel()
-            logger[metadataKey: "herald.socket"] = "\(sid)"
-            server.socketJoined(sid, session: self)
+            joinDefaultNamespace(socketID: sid)
             send(SocketIOCodec.connectReply(sid: sid))
         case .disconnect:
             leaveAllChannels()
