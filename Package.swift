@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "HeraldProtocols", targets: ["HeraldProtocols"]),
         .executable(name: "herald", targets: ["herald"]),
         .executable(name: "SampleRelay", targets: ["SampleRelay"]),
+        .library(name: "HeraldFilter", targets: ["HeraldFilter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // hiredis from Debian/Ubuntu (`libhiredis-dev`). Only HeraldRedis imports it.
@@ -73,7 +75,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Bundled event plugins: each depends on HeraldCore's public plugin API only.
+        .target(
+            name: "HeraldFilter",
+            dependencies: ["HeraldCore"],
+            path: "Plugins/HeraldFilter",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -96,6 +106,12 @@ let package = Package(
             path: "Examples/SampleRelay",
             swiftSettings: swiftSettings
         ),
+        // Shared by the integration tests: a real redis-server on a free loopback port.
+        .target(
+            name: "HeraldTestSupport",
+            path: "Tests/HeraldTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "HeraldProtocolsTests",
             dependencies: ["HeraldProtocols", "HeraldCore"],
@@ -105,6 +121,7 @@ let package = Package(
             name: "HeraldRedisTests",
             dependencies: [
                 "HeraldRedis",
+                "HeraldTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -114,8 +131,19 @@ let package = Package(
             dependencies: [
                 "Herald",
                 "HeraldRedis",
+                "HeraldTestSupport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+            .testTarget(
+            name: "HeraldFilterTests",
+            dependencies: [
+                "HeraldFilter",
+                "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

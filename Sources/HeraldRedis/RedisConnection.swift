@@ -140,7 +140,13 @@ public final class RedisConnection: Sendable {
     /// Sends an already-encoded command and returns its reply.
     public func send(encoded bytes: ByteBuffer) async throws -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        channel.writeAndFlush(RedisOutboundCommand(bytes: bytes, promise: promise), promise: nil)
+        // On a closed channel the write never reaches the handler (its pending list), so the
+        // reply promise would never complete: fail it when the write itself fails.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisError(.connectionClosed, "could not send the command to Redis: \(error)"))
+        }
+        channel.writeAndFlush(RedisOutboundCommand(bytes: bytes, promise: promise), promise: written)
         return try await promise.futureResult.get()
     }
 
