@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "HeraldProtocols", targets: ["HeraldProtocols"]),
         .executable(name: "herald", targets: ["herald"]),
         .executable(name: "SampleRelay", targets: ["SampleRelay"]),
+        .executable(name: "herald-load", targets: ["herald-load"]),
+        .executable(name: "CustomPlugin", targets: ["CustomPlugin"]),
         .library(name: "HeraldFilter", targets: ["HeraldFilter"]),
     ],
     dependencies: [
@@ -26,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // hiredis from Debian/Ubuntu (`libhiredis-dev`). Only HeraldRedis imports it.
@@ -76,7 +79,33 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "CustomPlugin",
+            dependencies: [
+                "Herald",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/CustomPlugin",
+            swiftSettings: swiftSettings
+        ),
+        // The benchmark load generator (see Benchmarks/README.md); built with everything else so
+        // CI proves it compiles, run only on demand.
+        .executableTarget(
+            name: "herald-load",
+            dependencies: [
+                "HeraldRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/LoadGenerator",
             swiftSettings: swiftSettings
         ),
         // Bundled event plugins: each depends on HeraldCore's public plugin API only.

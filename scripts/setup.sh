@@ -31,6 +31,16 @@ if ! .venv/bin/python -c 'import socketio, redis, pytest' 2>/dev/null || [ Tests
   touch .venv/.installed
 fi
 
+if [ ! -x .venv-sio4/bin/python ]; then
+  echo "==> creating .venv-sio4 (socket.io 2.x client for Engine.IO 3 tests)"
+  python3 -m venv .venv-sio4
+fi
+if ! .venv-sio4/bin/python -c 'import socketio' 2>/dev/null || [ Tests/Interop/requirements-sio4.txt -nt .venv-sio4/.installed ]; then
+  echo "==> installing python-socketio 4.x into .venv-sio4"
+  .venv-sio4/bin/pip install -q --disable-pip-version-check -r Tests/Interop/requirements-sio4.txt
+  touch .venv-sio4/.installed
+fi
+
 build=1; tests=0
 for arg in "$@"; do
   case "$arg" in

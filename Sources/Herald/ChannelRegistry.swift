@@ -22,6 +22,7 @@ public final class ChannelRegistry: Sendable {
 
     private struct State {
         var channels: [String: Groups] = [:]
+        var presence: [String: PresenceChannel] = [:]
         var everyone: Groups = [:]
         var sessionCount = 0
     }
@@ -43,6 +44,35 @@ public final class ChannelRegistry: Sendable {
 
     /// Names of occupied channels.
     public var channelNames: [String] { state.withLock { Array($0.channels.keys) } }
+
+    /// Distinct members of a presence channel, newest first.
+    public func presenceMembers(_ channel: String) -> [PresenceMember] {
+        state.withLock { $0.presence[channel]?.members.map(\.member) ?? [] }
+    }
+
+    /// Adds `session` to presence `channel` as `member`. Returns whether this is the user's
+    /// first connection there, and the channel's distinct members (newest first) with the
+    /// socket id of each one's newest connection.
+    func joinPresence(
+        _ session: EngineSession,
+        socketID: String,
+        channel: String,
+        member: PresenceMember
+    ) -> (first: Bool, members: [(member: PresenceMember, socketID: String)]) {
+        state.withLock { state in
+            let first = state.presence[channel, default: PresenceChannel()].join(member, session: ObjectIdentifier(session), socketID: socketID)
+            return (first, state.presence[channel]?.members ?? [])
+        }
+    }
+
+    /// Removes `session` from presence `channel`; returns the member when its last connection left.
+    func leavePresence(_ session: EngineSession, channel: String) -> PresenceMember? {
+        state.withLock { state in
+            let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
+            if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
+            return left
+        }
+    }
 
     func connect(_ session: EngineSession) {
         state.withLock { state in

@@ -34,6 +34,22 @@ public struct HeraldConfiguration: Sendable {
     public var maxPacketsPerPoll: Int
     /// Most bytes or packets queued for a polling client before it is disconnected as too slow.
     public var maxQueuedPackets: Int
+    /// How private and presence subscriptions are authorized; `nil` refuses them all (403).
+    public var authorization: AuthorizationConfiguration?
+    /// Most channels one connection may be subscribed to at once.
+    public var maxChannelsPerConnection: Int
+    /// Client events (whispers) a connection may send per second (Pusher's limit is 10).
+    public var clientEventsPerSecond: Int
+    /// laravel-echo-server's HTTP API clients (`clients` in its config): `appId` + `key`. The
+    /// API under `/apps/{appId}/` is off while this is empty.
+    public var apiClients: [APIClient]
+    /// CORS for the HTTP API (laravel-echo-server's `apiOriginAllow`).
+    public var apiCORS: APICORS?
+    /// Extra headers set on every HTTP response (laravel-echo-server's `headers`).
+    public var extraHeaders: [(name: String, value: String)]
+    /// Whether the HTTP API accepts `POST /apps/{appId}/events` (laravel-echo-server's
+    /// `subscribers.http`); the read-only endpoints stay on.
+    public var apiPublishEnabled: Bool = true
 
     public init(
         host: String = "0.0.0.0",
@@ -49,7 +65,13 @@ public struct HeraldConfiguration: Sendable {
         upgradeTimeout: Duration = .seconds(10),
         connectTimeout: Duration = .seconds(45),
         maxPacketsPerPoll: Int = 16,
-        maxQueuedPackets: Int = 10_000
+        maxQueuedPackets: Int = 10_000,
+        authorization: AuthorizationConfiguration? = nil,
+        maxChannelsPerConnection: Int = 100,
+        clientEventsPerSecond: Int = 10,
+        apiClients: [APIClient] = [],
+        apiCORS: APICORS? = nil,
+        extraHeaders: [(name: String, value: String)] = []
     ) {
         self.host = host
         self.port = port
@@ -65,6 +87,12 @@ public struct HeraldConfiguration: Sendable {
         self.connectTimeout = connectTimeout
         self.maxPacketsPerPoll = maxPacketsPerPoll
         self.maxQueuedPackets = maxQueuedPackets
+        self.authorization = authorization
+        self.maxChannelsPerConnection = maxChannelsPerConnection
+        self.clientEventsPerSecond = clientEventsPerSecond
+        self.apiClients = apiClients
+        self.apiCORS = apiCORS
+        self.extraHeaders = extraHeaders
     }
 
     /// The Redis pattern Herald subscribes to: `<keyPrefix>*`.
@@ -83,5 +111,62 @@ public struct HeraldConfiguration: Sendable {
     /// Whether `origin` may connect.
     func allows(origin: String) -> Bool {
         allowedOrigins.contains("*") || allowedOrigins.contains(origin)
+    }
+}
+
+/// Where and how Herald asks the application to authorize private and presence channels
+/// (laravel-echo-server's `authHost` + `authEndpoint`).
+public struct AuthorizationConfiguration: Sendable, Hashable {
+    /// Base URLs of the application (`http://localhost`). With several, the one matching the
+    /// client's handshake `Referer` is used, else the first.
+    public var hosts: [String]
+    /// Path of the auth endpoint (`/broadcasting/auth`).
+    public var endpoint: String
+    /// How long one auth call may take before the subscription is refused (status 0).
+    public var timeout: Duration
+    /// Most auth calls in flight at once; further ones wait in line (reconnect storms).
+    public var maxConcurrentRequests: Int
+    /// Most auth calls waiting in line; beyond it subscriptions are refused with 503.
+    public var maxQueuedRequests: Int
+    /// Verify the application's TLS certificate (laravel-echo-server never did). Turn off only
+    /// for local development with self-signed certificates.
+    public var verifyCertificates: Bool
+
+    public init(
+        hosts: [String] = ["http://localhost"],
+        endpoint: String = "/broadcasting/auth",
+        timeout: Duration = .seconds(10),
+        maxConcurrentRequests: Int = 64,
+        maxQueuedRequests: Int = 10_000,
+        verifyCertificates: Bool = true
+    ) {
+        self.hosts = hosts
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.maxConcurrentRequests = maxConcurrentRequests
+        self.maxQueuedRequests = maxQueuedRequests
+        self.verifyCertificates = verifyCertificates
+    }
+}
+
+/// A client of laravel-echo-server's HTTP API (`clients` entry).
+public struct APIClient: Sendable, Hashable {
+    public var appID: String
+    public var key: String
+    public init(appID: String, key: String) {
+        self.appID = appID
+        self.key = key
+    }
+}
+
+/// CORS for the HTTP API (laravel-echo-server's `apiOriginAllow`).
+public struct APICORS: Sendable, Hashable {
+    public var allowOrigin: String
+    public var allowMethods: String
+    public var allowHeaders: String
+    public init(allowOrigin: String, allowMethods: String, allowHeaders: String) {
+        self.allowOrigin = allowOrigin
+        self.allowMethods = allowMethods
+        self.allowHeaders = allowHeaders
     }
 }

@@ -10,13 +10,17 @@ import Synchronization
 final class EngineIOServer: Sendable {
     let configuration: HeraldConfiguration
     let registry: ChannelRegistry
+    let router: Router
+    let authorizer: ChannelAuthorizer?
     let logger: Logger
     private let sessions = Mutex<[String: EngineSession]>([:])
     private let sockets = Mutex<[String: EngineSession]>([:])
 
-    init(configuration: HeraldConfiguration, registry: ChannelRegistry, logger: Logger) {
+    init(configuration: HeraldConfiguration, registry: ChannelRegistry, router: Router, authorizer: ChannelAuthorizer?, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
+        self.router = router
+        self.authorizer = authorizer
         self.logger = logger
     }
 
@@ -35,10 +39,10 @@ final class EngineIOServer: Sendable {
     /// Every open session (for shutdown).
     var allSessions: [EngineSession] { sessions.withLock { Array($0.values) } }
 
-    private func makeSession(version: EngineIOVersion, eventLoop: any EventLoop, transport: EngineSession.Transport) -> EngineSession {
+    private func makeSession(version: EngineIOVersion, eventLoop: any EventLoop, transport: EngineSession.Transport, handshake: HandshakeInfo) -> EngineSession {
         while true {
             let id = Self.randomID()
-            let session = EngineSession(id: id, version: version, eventLoop: eventLoop, transport: transport, server: self)
+            let session = EngineSession(id: id, version: version, eventLoop: eventLoop, transport: transport, handshake: handshake, server: self)
             let inserted = sessions.withLock { table -> Bool in
                 guard table[id] == nil else { return false }
                 table[id] = session
@@ -168,7 +172,7 @@ final class EngineIOServer: Sendable {
                 responder.respond(error: .badHandshakeMethod)
                 return nil
             }
-            let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .polling)
+            let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .polling, handshake: HandshakeInfo(head.headers))
             session.onLoop { session in
                 session.start(handshake: responder)
             }
@@ -195,7 +199,7 @@ final class EngineIOServer: Sendable {
     /// Decides whether a WebSocket upgrade request is acceptable. Returns the session it will
     /// belong to (existing for an upgrade, `nil` for a new WebSocket-only session) or an error.
     enum UpgradeTarget: Sendable {
-        case new(EngineIOVersion)
+        case new(EngineIOVersion, HandshakeInfo)
         case existing(EngineSession)
     }
 
@@ -208,7 +212,7 @@ final class EngineIOServer: Sendable {
         case .failure(let error): return .failure(error)
         case .success(let v): version = v
         }
-        guard let sid = query["sid"] else { return .success(.new(version)) }
+        guard let sid = query["sid"] else { return .success(.new(version, HandshakeInfo(head.headers))) }
         guard let session = session(sid) else { return .failure(.unknownSession) }
         return .success(.existing(session))
     }
@@ -216,8 +220,8 @@ final class EngineIOServer: Sendable {
     /// Wires an upgraded WebSocket channel to its session (called on the channel's loop).
     func attachWebSocket(_ channel: any Channel, target: UpgradeTarget) -> EngineSession {
         switch target {
-        case .new(let version):
-            let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .webSocket(channel))
+        case .new(let version, let handshake):
+            let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .webSocket(channel), handshake: handshake)
             session.assumeIsolated { $0.start(handshake: nil) }
             return session
         case .existing(let session):
@@ -235,5 +239,16 @@ final class EngineIOServer: Sendable {
         for session in allSessions {
             session.onLoop { $0.close(reason: "server shutting down") }
         }
+    }
+}
+
+/// What a session keeps of its handshake request, for authorization calls.
+struct HandshakeInfo: Sendable {
+    var cookie: String?
+    var referer: String?
+
+    init(_ headers: HTTPHeaders) {
+        cookie = headers.first(name: "Cookie")
+        referer = headers.first(name: "Referer")
     }
 }

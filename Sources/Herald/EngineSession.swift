@@ -72,6 +72,14 @@ public actor EngineSession {
     /// The Socket.IO socket id once the client joined `/` (what Laravel's `X-Socket-ID` holds).
     private(set) var socketID: String?
     private var channels: Set<String> = []
+    /// Private/presence channels whose auth call is in flight.
+    private var authorizing: Set<String> = []
+    /// Presence channels this socket is a member of.
+    private var presenceChannels: Set<String> = []
+    private let handshake: HandshakeInfo
+    /// Client-event rate limit: a token bucket refilled at `clientEventsPerSecond`.
+    private var whisperTokens: Double
+    private var whisperRefilledAt = NIODeadline.now()
     private var pendingAttachments = 0
     private var pingTimer: Scheduled<Void>?
     private var pongDeadline: Scheduled<Void>?
@@ -79,7 +87,9 @@ public actor EngineSession {
     private var upgradeDeadline: Scheduled<Void>?
     private var logger: Logger
 
-    init(id: String, version: EngineIOVersion, eventLoop: any EventLoop, transport: Transport, server: EngineIOServer) {
+    init(id: String, version: EngineIOVersion, eventLoop: any EventLoop, transport: Transport, handshake: HandshakeInfo, server: EngineIOServer) {
+        self.handshake = handshake
+        self.whisperTokens = Double(server.configuration.clientEventsPerSecond)
         self.id = id
         self.version = version
         self.eventLoop = eventLoop
@@ -503,24 +513,24 @@ public actor EngineSession {
     private func handleEvent(_ packet: SocketIOPacket) {
         guard let payload = packet.payload, case .array(let items)? = try? JSONReader.parse(payload),
               case .string(let name)? = items.first else { return }
-        let argument = items.count > 1 ? items[1] : .null
+        var argument = items.count > 1 ? items[1] : .null
+        // laravel-echo-server accepts the argument as an object or as a JSON string.
+        if case .string(let text) = argument, let parsed = try? JSONReader.parse(text) { argument = parsed }
         switch name {
         case "subscribe":
             guard let channel = Self.channelName(argument) else {
-                logger.info("subscribe without a valid channel name")
+                logger.info("subscribe refused: no valid channel name (1-\(Self.maxChannelNameLength) bytes)")
                 return
             }
-            subscribe(channel)
+            subscribe(channel, auth: argument["auth"])
         case "unsubscribe":
-            guard let channel = Self.channelName(argument) else { return }
-            if channels.remove(channel) != nil {
-                server.registry.unsubscribe(self, from: channel)
-                logger.debug("unsubscribed", metadata: ["herald.channel": "\(channel)"])
+            guard let channel = Self.channelName(argument) else {
+                logger.info("unsubscribe ignored: no valid channel name")
+                return
             }
+            unsubscribe(channel)
         case "client event":
-            // Whispers need private/presence authorization, which this build does not do yet:
-            // refuse rather than relay an unauthorized client event.
-            logger.info("client event refused: private/presence authorization is not available", metadata: ["herald.channel": "\(Self.channelName(argument) ?? "?")"])
+            clientEvent(argument)
         default:
             logger.debug("ignoring client event", metadata: ["herald.event": "\(name)"])
         }
@@ -530,26 +540,132 @@ public actor EngineSession {
     static let maxChannelNameLength = 200
 
     private static func channelName(_ argument: JSONValue) -> String? {
-        var value = argument
-        if case .string(let text) = argument, let parsed = try? JSONReader.parse(text) { value = parsed }
-        guard case .string(let name)? = value["channel"], !name.isEmpty, name.utf8.count <= maxChannelNameLength else { return nil }
+        guard case .string(let name)? = argument["channel"], !name.isEmpty, name.utf8.count <= maxChannelNameLength else { return nil }
         return name
     }
 
-    private func subscribe(_ channel: String) {
-        let kind = ChannelKind(channel)
-        if kind.requiresAuthorization {
-            // Private and presence channels need the app's authorization, which lands with the
-            // private/presence work; until then they are refused, never silently allowed.
-            logger.info("subscription refused: private/presence authorization is not available", metadata: ["herald.channel": "\(channel)"])
-            var packet = ByteBuffer()
-            SocketIOCodec.writeEvent(name: "subscription_error", arguments: [Self.quoted(channel), ByteBuffer(string: "403")], into: &packet)
-            send(packet)
+    private func subscriptionError(_ channel: String, status: Int) {
+        var packet = ByteBuffer()
+        SocketIOCodec.writeEvent(name: "subscription_error", arguments: [Self.quoted(channel), ByteBuffer(string: String(status))], into: &packet)
+        send(packet)
+    }
+
+    private func subscribe(_ channel: String, auth: JSONValue?) {
+        guard !channels.contains(channel), !authorizing.contains(channel) else { return }
+        guard channels.count + authorizing.count < server.configuration.maxChannelsPerConnection else {
+            logger.warning("subscription refused: channel limit reached", metadata: ["herald.channel": "\(channel)", "herald.limit": "\(server.configuration.maxChannelsPerConnection)"])
+            subscriptionError(channel, status: 429)
             return
         }
-        guard channels.insert(channel).inserted else { return }
+        let kind = ChannelKind(channel)
+        guard kind.requiresAuthorization else {
+            join(channel, member: nil)
+            return
+        }
+        guard let authorizer = server.authorizer else {
+            logger.info("subscription refused: no auth host is configured for private/presence channels", metadata: ["herald.channel": "\(channel)"])
+            subscriptionError(channel, status: 403)
+            return
+        }
+        var headers: [(name: String, value: String)] = []
+        if case .object(let members)? = auth?["headers"] {
+            for member in members {
+                if case .string(let value) = member.value { headers.append((member.key, value)) }
+            }
+        }
+        authorizing.insert(channel)
+        let request = AuthorizationRequest(channel: channel, headers: headers, handshakeCookie: handshake.cookie, handshakeReferer: handshake.referer)
+        authorizer.authorize(request, on: eventLoop).whenSuccess { [self] result in
+            self.assumeIsolated { $0.finishAuthorization(channel, result: result) }
+        }
+    }
+
+    private func finishAuthorization(_ channel: String, result: AuthorizationResult) {
+        // Unsubscribed (or disconnected) while the app was answering: nothing to do.
+        guard authorizing.remove(channel) != nil, !closed else { return }
+        switch result {
+        case .refused(let status, let reason):
+            logger.info("subscription refused by the app", metadata: ["herald.channel": "\(channel)", "herald.status": "\(status)", "herald.reason": "\(reason)"])
+            subscriptionError(channel, status: status)
+        case .allowed(let channelData):
+            var member: PresenceMember? = nil
+            if ChannelKind(channel) == .presence {
+                member = channelData.flatMap(PresenceMember.init(channelData:))
+                if member == nil {
+                    logger.warning("presence auth answer has no channel_data.user_id; joined without presence", metadata: ["herald.channel": "\(channel)"])
+                }
+            }
+            join(channel, member: member)
+        }
+    }
+
+    private func join(_ channel: String, member: PresenceMember?) {
+        guard let socketID, channels.insert(channel).inserted else { return }
         server.registry.subscribe(self, to: channel)
         logger.debug("subscribed", metadata: ["herald.channel": "\(channel)"])
+        guard let member else { return }
+        presenceChannels.insert(channel)
+        let (first, members) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
+        var list = ByteBuffer()
+        JSONValue.array(members.map { $0.member.json(socketID: $0.socketID) }).write(into: &list)
+        var packet = ByteBuffer()
+        SocketIOCodec.writeChannelEvent(event: "presence:subscribed", channel: channel, data: list, into: &packet)
+        send(packet)
+        if first {
+            var data = ByteBuffer()
+            member.json(socketID: socketID).write(into: &data)
+            server.router.deliverInternal(channel: channel, name: "presence:joining", data: data, excludingSocketID: socketID)
+        }
+    }
+
+    private func unsubscribe(_ channel: String) {
+        authorizing.remove(channel)
+        guard channels.remove(channel) != nil else { return }
+        server.registry.unsubscribe(self, from: channel)
+        leavePresence(channel)
+        logger.debug("unsubscribed", metadata: ["herald.channel": "\(channel)"])
+    }
+
+    private func leavePresence(_ channel: String) {
+        guard presenceChannels.remove(channel) != nil,
+              let member = server.registry.leavePresence(self, channel: channel) else { return }
+        var data = ByteBuffer()
+        member.json().write(into: &data)
+        server.router.deliverInternal(channel: channel, name: "presence:leaving", data: data, excludingSocketID: nil)
+    }
+
+    /// A whisper: `{channel, event: "client-*", data}` from a member of a private or presence
+    /// channel goes to the channel's other members (through the plugins, like every event).
+    private func clientEvent(_ argument: JSONValue) {
+        guard let channel = Self.channelName(argument), case .string(let event)? = argument["event"] else {
+            logger.info("client event refused: needs channel and event")
+            return
+        }
+        guard event.hasPrefix("client-"), event.utf8.count <= 200 else {
+            logger.info("client event refused: event names must start with client-", metadata: ["herald.channel": "\(channel)", "herald.event": "\(event)"])
+            return
+        }
+        let kind = ChannelKind(channel)
+        guard kind == .private || kind == .presence else {
+            logger.info("client event refused: only private and presence channels take client events", metadata: ["herald.channel": "\(channel)"])
+            return
+        }
+        guard channels.contains(channel) else {
+            logger.info("client event refused: the sender is not subscribed", metadata: ["herald.channel": "\(channel)"])
+            return
+        }
+        let rate = Double(server.configuration.clientEventsPerSecond)
+        let now = NIODeadline.now()
+        whisperTokens = min(rate, whisperTokens + Double((now - whisperRefilledAt).nanoseconds) / 1e9 * rate)
+        whisperRefilledAt = now
+        guard whisperTokens >= 1 else {
+            logger.warning("client event refused: rate limit", metadata: ["herald.channel": "\(channel)", "herald.limit_per_second": "\(Int(rate))"])
+            return
+        }
+        whisperTokens -= 1
+        var data = ByteBuffer()
+        (argument["data"] ?? .null).write(into: &data)
+        server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client))
     }
 
     private static func quoted(_ text: String) -> ByteBuffer {
@@ -559,7 +675,11 @@ public actor EngineSession {
     }
 
     private func leaveAllChannels() {
-        for channel in channels { server.registry.unsubscribe(self, from: channel) }
+        authorizing.removeAll()
+        for channel in channels {
+            server.registry.unsubscribe(self, from: channel)
+            leavePresence(channel)
+        }
         channels.removeAll()
     }
 
@@ -574,6 +694,8 @@ public actor EngineSession {
         pongDeadline?.cancel()
         connectDeadline?.cancel()
         upgradeDeadline?.cancel()
+        authorizing.removeAll()
+        for channel in presenceChannels { leavePresence(channel) }
         server.registry.disconnect(self, channels: channels)
         channels.removeAll()
         if let socketID { server.socketLeft(socketID) }

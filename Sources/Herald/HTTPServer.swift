@@ -62,7 +62,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             heldBy = engine.handle(head: head, body: body, channel: context.channel, keepAlive: head.isKeepAlive)
             return
         }
-        let responder = PollResponder(channel: context.channel, headers: HTTPHeaders(), keepAlive: head.isKeepAlive)
+        if let api = endpoints.api, api.handles(path) {
+            api.handle(head: head, body: body, channel: context.channel)
+            return
+        }
+        let responder = PollResponder(channel: context.channel, headers: endpoints.api?.responseHeaders ?? HTTPHeaders(), keepAlive: head.isKeepAlive)
         switch (head.method, path) {
         case (.GET, "/"):
             responder.respond(contentType: "text/plain", body: ByteBuffer(string: "OK"))
@@ -97,6 +101,8 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 /// Hooks the HTTP layer asks the relay about.
 struct HTTPEndpoints: Sendable {
     var isReady: @Sendable () -> Bool
+    /// laravel-echo-server's HTTP API under `/apps/`, when API clients are configured.
+    var api: EchoHTTPAPI? = nil
 }
 
 /// Handler for an upgraded Engine.IO WebSocket: frames in, pre-framed bytes out.

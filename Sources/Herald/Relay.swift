@@ -28,6 +28,10 @@ public final class Relay: Service, Sendable {
     public let subscriber: RedisSubscriber?
 
     private let engine: EngineIOServer
+    private let authorizer: ChannelAuthorizer?
+    /// laravel-echo-server's HTTP API (`/apps/{appId}/…`, answered while `apiClients` is not
+    /// empty) and its response headers (`headers`, `apiOriginAllow`).
+    private let api: EchoHTTPAPI?
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let bound = Mutex<SocketAddress?>(nil)
@@ -47,8 +51,14 @@ public final class Relay: Service, Sendable {
         self.logger = logger
         let registry = ChannelRegistry()
         self.registry = registry
-        self.router = Router(registry: registry, plugins: PluginChain(plugins), emitToAll: configuration.emitToAll, logger: logger)
-        self.engine = EngineIOServer(configuration: configuration, registry: registry, logger: logger)
+        let router = Router(registry: registry, plugins: PluginChain(plugins), emitToAll: configuration.emitToAll, logger: logger)
+        self.router = router
+        self.authorizer = configuration.authorization.map {
+            ChannelAuthorizer(configuration: $0, eventLoopGroup: eventLoopGroup, logger: logger)
+        }
+        self.engine = EngineIOServer(configuration: configuration, registry: registry, router: router, authorizer: authorizer, logger: logger)
+        let hasAPI = !configuration.apiClients.isEmpty || configuration.apiCORS != nil || !configuration.extraHeaders.isEmpty
+        self.api = hasAPI ? EchoHTTPAPI(configuration: configuration, registry: registry, router: router, logger: logger) : nil
         self.subscriber = configuration.redis.map {
             RedisSubscriber(configuration: $0, patterns: [configuration.redisPattern], eventLoopGroup: eventLoopGroup, logger: logger)
         }
@@ -71,7 +81,7 @@ public final class Relay: Service, Sendable {
 
     public func run() async throws {
         let engine = self.engine
-        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady })
+        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api)
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -92,6 +102,17 @@ public final class Relay: Service, Sendable {
             "herald.pattern": "\(configuration.redis == nil ? "" : configuration.redisPattern)",
             "herald.emit_to_all": "\(configuration.emitToAll)",
         ])
+        if let auth = configuration.authorization {
+            logger.info("private and presence channels are authorized by the app", metadata: [
+                "herald.auth_url": "\(auth.hosts.first ?? "")\(auth.endpoint)",
+                "herald.auth_hosts": "\(auth.hosts)",
+            ])
+            if !auth.verifyCertificates {
+                logger.warning("TLS certificates of the auth endpoint are NOT verified (development only)")
+            }
+        } else {
+            logger.notice("no auth host configured: private and presence subscriptions will be refused (403)")
+        }
         if configuration.allowedOrigins.contains("*") {
             logger.notice("every Origin is allowed (allowed origins '*'); set --allowed-origins in production")
         }
@@ -112,6 +133,7 @@ public final class Relay: Service, Sendable {
             router.finish()
             if Task.isCancelled { group.cancelAll() }
         }
+        await authorizer?.shutdown()
         logger.info("Herald stopped")
     }
 

@@ -105,6 +105,16 @@ public actor Router {
         }
     }
 
+    /// Delivers a server-generated event (presence notices) straight to `channel`'s members,
+    /// bypassing plugins and seed mode. Callable from any thread.
+    nonisolated func deliverInternal(channel: String, name: String, data: ByteBuffer, excludingSocketID: String?) {
+        guard let groups = registry.groups(for: channel) else { return }
+        var packet = ByteBuffer()
+        SocketIOCodec.writeChannelEvent(event: name, channel: channel, data: data, into: &packet)
+        let delivered = Self.deliver(EncodedBroadcast(packet: packet, excludedSocketID: excludingSocketID), to: groups)
+        counters.deliveries.add(delivered, ordering: .relaxed)
+    }
+
     private func route(_ event: Event) {
         let kind = event.channelKind
         var delivered = 0

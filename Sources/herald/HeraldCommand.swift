@@ -24,6 +24,8 @@ struct HeraldCommand: AsyncParsableCommand {
             Every option can also be set through an environment variable named HERALD_ and the
             option in capitals (HERALD_PORT, HERALD_REDIS, HERALD_KEY_PREFIX, …). A flag wins over
             the environment; the environment wins over the default.
+
+            Migrating from laravel-echo-server: `herald --config laravel-echo-server.json` reads its configuration file and LARAVEL_ECHO_SERVER_* variables (flags > HERALD_* > LARAVEL_ECHO_SERVER_* > file > defaults); every option Herald does not support is named in a warning at start-up.
             """,
         subcommands: [Serve.self, Publish.self],
         defaultSubcommand: Serve.self
@@ -83,11 +85,44 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Engine.IO ping timeout in milliseconds. [env: HERALD_PING_TIMEOUT] (default: 20000)")
     var pingTimeout: Int?
 
-    @Option(help: "trace, debug, info, notice, warning, error or critical. [env: HERALD_LOG_LEVEL] (default: info)")
+    @Option(help: "trace, debug, info, notice, warning, error or critical. [env: HERALD_LOG_LEVEL] (default: info, or debug with laravel-echo-server's devMode)")
     var logLevel: String?
 
-    func resolvedConfiguration() throws -> HeraldConfiguration {
+    @Option(help: ArgumentHelp("Read a laravel-echo-server configuration file (laravel-echo-server.json); LARAVEL_ECHO_SERVER_* variables override it, and Herald's own flags and HERALD_* variables override both. [env: HERALD_CONFIG]", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Base URL of the application that authorizes private and presence channels, e.g. http://localhost; repeat or separate with commas for several (the handshake Referer picks one). [env: HERALD_AUTH_HOST]", valueName: "url"))
+    var authHost: [String] = []
+
+    @Option(help: "Path of the application's auth endpoint. [env: HERALD_AUTH_ENDPOINT] (default: /broadcasting/auth)")
+    var authEndpoint: String?
+
+    @Option(help: "How long one auth request may take, in milliseconds. [env: HERALD_AUTH_TIMEOUT] (default: 10000)")
+    var authTimeout: Int?
+
+    @Flag(help: "Do not verify the TLS certificate of an https auth host (self-signed development certificates; laravel-echo-server never verified). [env: HERALD_AUTH_INSECURE=true]")
+    var authInsecure = false
+
+    @Option(help: "Most channels one connection may be subscribed to. [env: HERALD_MAX_CHANNELS] (default: 100)")
+    var maxChannels: Int?
+
+    /// The configuration, the warnings to log, and laravel-echo-server's devMode.
+    /// Precedence: flags > HERALD_* > LARAVEL_ECHO_SERVER_* > the --config file > defaults.
+    func resolvedConfiguration() throws -> (configuration: HeraldConfiguration, warnings: [String], devMode: Bool) {
         var config = HeraldConfiguration()
+        var warnings: [String] = []
+        var devMode = false
+        if let file = self.config ?? environment("CONFIG"), !file.isEmpty {
+            let bytes = try readFile(file)
+            do {
+                let les = try EchoServerConfiguration.parse(bytes, environment: processEnvironment())
+                config = les.configuration
+                warnings = les.warnings.map { "\(file): \($0)" }
+                devMode = les.devMode
+            } catch {
+                throw ValidationError("\(file): \(error)")
+            }
+        }
         config.host = host ?? environment("HOST") ?? config.host
         if let port = try port ?? environment("PORT").map({ try Self.integer($0, "HERALD_PORT") }) {
             guard (0...65535).contains(port) else { throw ValidationError("port \(port) is not in 0-65535") }
@@ -123,7 +158,43 @@ struct Serve: AsyncParsableCommand {
             guard ms >= 100 else { throw ValidationError("ping timeout must be at least 100 ms") }
             config.pingTimeout = .milliseconds(ms)
         }
-        return config
+        var hosts = authHost.isEmpty ? (environment("AUTH_HOST").map { [$0] } ?? []) : authHost
+        hosts = hosts.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters() } }.filter { !$0.isEmpty }
+        for host in hosts where !(host.hasPrefix("http://") || host.hasPrefix("https://")) {
+            throw ValidationError("auth host '\(host)' must start with http:// or https://")
+        }
+        let endpoint = authEndpoint ?? environment("AUTH_ENDPOINT")
+        if !hosts.isEmpty || endpoint != nil {
+            var auth = config.authorization ?? AuthorizationConfiguration()
+            if !hosts.isEmpty { auth.hosts = hosts }
+            if let endpoint { auth.endpoint = endpoint }
+            config.authorization = auth
+        }
+        if let endpoint = config.authorization?.endpoint, !endpoint.hasPrefix("/") {
+            throw ValidationError("auth endpoint '\(endpoint)' must start with '/'")
+        }
+        if let ms = try authTimeout ?? environment("AUTH_TIMEOUT").map({ try Self.integer($0, "HERALD_AUTH_TIMEOUT") }) {
+            guard ms >= 1 else { throw ValidationError("auth timeout must be at least 1 ms") }
+            if config.authorization == nil {
+                warnings.append("--auth-timeout has no effect without --auth-host (or a --config file)")
+            }
+            config.authorization?.timeout = .milliseconds(ms)
+        }
+        if authInsecure || Self.isTrue(environment("AUTH_INSECURE")) {
+            if config.authorization == nil {
+                warnings.append("--auth-insecure has no effect without --auth-host (or a --config file)")
+            }
+            config.authorization?.verifyCertificates = false
+        }
+        if let max = try maxChannels ?? environment("MAX_CHANNELS").map({ try Self.integer($0, "HERALD_MAX_CHANNELS") }) {
+            guard max >= 1 else { throw ValidationError("max channels must be at least 1") }
+            config.maxChannelsPerConnection = max
+        }
+        return (config, warnings, devMode)
+    }
+
+    static func isTrue(_ value: String?) -> Bool {
+        ["1", "true", "yes", "on"].contains(value?.lowercased() ?? "")
     }
 
     static func integer(_ text: String, _ name: String) throws -> Int {
@@ -132,8 +203,11 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = try makeLogger(level: logLevel ?? environment("LOG_LEVEL") ?? "info")
-        let configuration = try resolvedConfiguration()
+        let (configuration, warnings, devMode) = try resolvedConfiguration()
+        let logger = try makeLogger(level: logLevel ?? environment("LOG_LEVEL") ?? (devMode ? "debug" : "info"))
+        for warning in warnings {
+            logger.warning("\(warning)")
+        }
         let relay = Relay(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -186,6 +260,38 @@ struct Publish: AsyncParsableCommand {
         await connection.close()
         print("published to \(receivers) subscriber(s)")
     }
+}
+
+/// Reads a whole (small) file.
+func readFile(_ path: String) throws -> [UInt8] {
+    guard let file = fopen(path, "rb") else {
+        throw ValidationError("cannot read the configuration file '\(path)': \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 16_384)
+    while true {
+        let count = fread(&chunk, 1, chunk.count, file)
+        if count > 0 { bytes.append(contentsOf: chunk[..<count]) }
+        if count < chunk.count { break }
+        guard bytes.count <= 16 << 20 else { throw ValidationError("the configuration file '\(path)' is larger than 16 MiB") }
+    }
+    if ferror(file) != 0 { throw ValidationError("cannot read the configuration file '\(path)'") }
+    return bytes
+}
+
+/// The process environment as a dictionary.
+func processEnvironment() -> [String: String] {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") {
+            result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+        }
+        pointer += 1
+    }
+    return result
 }
 
 extension Substring {

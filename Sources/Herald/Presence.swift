@@ -1,0 +1,96 @@
+import HeraldCore
+import NIOCore
+
+/// A member of a presence channel, as the application's auth endpoint described it
+/// (`channel_data`: `{"user_id":…,"user_info":…}`).
+public struct PresenceMember: Sendable, Hashable {
+    /// The user id, as JSON (a number or a string, kept as sent).
+    public var userID: JSONValue
+    /// Whatever the app put in `user_info` (`null` when absent).
+    public var userInfo: JSONValue
+
+    public init(userID: JSONValue, userInfo: JSONValue = .null) {
+        self.userID = userID
+        self.userInfo = userInfo
+    }
+
+    /// Builds a member from `channel_data` (an object, or a JSON string holding one).
+    /// Returns `nil` when there is no usable `user_id`.
+    public init?(channelData: JSONValue) {
+        var data = channelData
+        if case .string(let text) = channelData, let parsed = try? JSONReader.parse(text) { data = parsed }
+        guard let id = data["user_id"] else { return nil }
+        switch id {
+        case .string(let s) where !s.isEmpty: break
+        case .number: break
+        default: return nil
+        }
+        self.init(userID: id, userInfo: data["user_info"] ?? .null)
+    }
+
+    /// The key members are de-duplicated by: `1` and `"1"` are the same user.
+    public var key: String {
+        if case .string(let s) = userID { return s }
+        if case .number(let n) = userID { return n }
+        return userID.serialized
+    }
+
+    /// `{"user_id":…,"user_info":…}` plus, when given, laravel-echo-server's `socketId`.
+    func json(socketID: String? = nil) -> JSONValue {
+        var members = [JSONMember(key: "user_id", value: userID), JSONMember(key: "user_info", value: userInfo)]
+        if let socketID { members.append(JSONMember(key: "socketId", value: .string(socketID))) }
+        return .object(members)
+    }
+}
+
+/// Membership of one presence channel: users, each with the connections they have in it.
+///
+/// Kept in the ``ChannelRegistry`` next to the channel's subscribers; designed so the
+/// scale-out work can mirror it per node into Redis (user → connections is exactly what a
+/// per-node hash with a TTL holds).
+struct PresenceChannel: Sendable {
+    struct Entry: Sendable {
+        var member: PresenceMember
+        /// Connections of this user in the channel: session → socket id, newest last.
+        var connections: [(session: ObjectIdentifier, socketID: String)]
+        /// Join order, for "newest first" listings.
+        var sequence: Int
+    }
+
+    var users: [String: Entry] = [:]
+    private var nextSequence = 0
+
+    /// Adds a connection; returns true when it is the user's first connection here.
+    mutating func join(_ member: PresenceMember, session: ObjectIdentifier, socketID: String) -> Bool {
+        nextSequence += 1
+        if var entry = users[member.key] {
+            entry.connections.removeAll { $0.session == session }
+            entry.connections.append((session, socketID))
+            entry.member = member
+            entry.sequence = nextSequence
+            users[member.key] = entry
+            return false
+        }
+        users[member.key] = Entry(member: member, connections: [(session, socketID)], sequence: nextSequence)
+        return true
+    }
+
+    /// Removes a connection; returns the member when that was the user's last connection.
+    mutating func leave(session: ObjectIdentifier) -> PresenceMember? {
+        for (key, var entry) in users where entry.connections.contains(where: { $0.session == session }) {
+            entry.connections.removeAll { $0.session == session }
+            if entry.connections.isEmpty {
+                users[key] = nil
+                return entry.member
+            }
+            users[key] = entry
+            return nil
+        }
+        return nil
+    }
+
+    /// Distinct users, newest first, each with its newest connection's socket id.
+    var members: [(member: PresenceMember, socketID: String)] {
+        users.values.sorted { $0.sequence > $1.sequence }.map { ($0.member, $0.connections.last?.socketID ?? "") }
+    }
+}
