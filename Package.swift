@@ -62,6 +62,7 @@ let package = Package(
             dependencies: [
                 "HeraldCore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
