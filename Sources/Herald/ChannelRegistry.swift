@@ -1,6 +1,20 @@
 import NIOCore
 import Synchronization
 
+/// A connection the router can deliver to (a Socket.IO session, a Pusher connection).
+///
+/// Conformers live on one event loop; the router calls ``deliver(_:)`` for each broadcast and
+/// then ``flushDeliveries()`` once per batch, both on that loop, so neither hops.
+protocol Recipient: AnyObject, Sendable {
+    /// The loop the connection's state is confined to.
+    var eventLoop: any EventLoop { get }
+    /// Queues a broadcast (skipping it when this connection is the excluded sender). Called on
+    /// ``eventLoop``.
+    func deliver(_ broadcast: EncodedBroadcast)
+    /// Writes out what ``deliver(_:)`` queued. Called on ``eventLoop``.
+    func flushDeliveries()
+}
+
 /// Who is subscribed to what.
 ///
 /// The registry is the one piece of state every event reads, so it is not an actor: fan-out
@@ -15,7 +29,7 @@ public final class ChannelRegistry: Sendable {
     /// The members of one channel (or of "everyone") on one event loop.
     struct LoopGroup: Sendable {
         let loop: any EventLoop
-        var sessions: [ObjectIdentifier: EngineSession]
+        var sessions: [ObjectIdentifier: any Recipient]
     }
 
     typealias Groups = [ObjectIdentifier: LoopGroup]
@@ -54,7 +68,7 @@ public final class ChannelRegistry: Sendable {
     /// first connection there, and the channel's distinct members (newest first) with the
     /// socket id of each one's newest connection.
     func joinPresence(
-        _ session: EngineSession,
+        _ session: any Recipient,
         socketID: String,
         channel: String,
         member: PresenceMember
@@ -66,7 +80,7 @@ public final class ChannelRegistry: Sendable {
     }
 
     /// Removes `session` from presence `channel`; returns the member when its last connection left.
-    func leavePresence(_ session: EngineSession, channel: String) -> PresenceMember? {
+    func leavePresence(_ session: any Recipient, channel: String) -> PresenceMember? {
         state.withLock { state in
             let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
             if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
@@ -74,13 +88,13 @@ public final class ChannelRegistry: Sendable {
         }
     }
 
-    func connect(_ session: EngineSession) {
+    func connect(_ session: any Recipient) {
         state.withLock { state in
             if Self.insert(session, into: &state.everyone) { state.sessionCount += 1 }
         }
     }
 
-    func disconnect(_ session: EngineSession, channels: some Sequence<String>) {
+    func disconnect(_ session: any Recipient, channels: some Sequence<String>) {
         state.withLock { state in
             if Self.remove(session, from: &state.everyone) { state.sessionCount -= 1 }
             for channel in channels {
@@ -93,7 +107,7 @@ public final class ChannelRegistry: Sendable {
 
     /// Adds `session` to `channel`; returns false if it was already there.
     @discardableResult
-    func subscribe(_ session: EngineSession, to channel: String) -> Bool {
+    func subscribe(_ session: any Recipient, to channel: String) -> Bool {
         state.withLock { state in
             Self.insert(session, into: &state.channels[channel, default: [:]])
         }
@@ -101,7 +115,7 @@ public final class ChannelRegistry: Sendable {
 
     /// Removes `session` from `channel`; returns false if it was not there.
     @discardableResult
-    func unsubscribe(_ session: EngineSession, from channel: String) -> Bool {
+    func unsubscribe(_ session: any Recipient, from channel: String) -> Bool {
         state.withLock { state in
             guard var groups = state.channels[channel] else { return false }
             let removed = Self.remove(session, from: &groups)
@@ -121,7 +135,7 @@ public final class ChannelRegistry: Sendable {
     }
 
     @discardableResult
-    private static func insert(_ session: EngineSession, into groups: inout Groups) -> Bool {
+    private static func insert(_ session: any Recipient, into groups: inout Groups) -> Bool {
         let loop = session.eventLoop
         // `default:` mutates in place, so the member dictionary is not copied.
         return groups[ObjectIdentifier(loop), default: LoopGroup(loop: loop, sessions: [:])]
@@ -129,7 +143,7 @@ public final class ChannelRegistry: Sendable {
     }
 
     @discardableResult
-    private static func remove(_ session: EngineSession, from groups: inout Groups) -> Bool {
+    private static func remove(_ session: any Recipient, from groups: inout Groups) -> Bool {
         let loopKey = ObjectIdentifier(session.eventLoop)
         let removed = groups[loopKey]?.sessions.removeValue(forKey: ObjectIdentifier(session)) != nil
         if groups[loopKey]?.sessions.isEmpty == true { groups[loopKey] = nil }

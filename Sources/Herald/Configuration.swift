@@ -47,6 +47,9 @@ public struct HeraldConfiguration: Sendable {
     public var apiCORS: APICORS?
     /// Extra headers set on every HTTP response (laravel-echo-server's `headers`).
     public var extraHeaders: [(name: String, value: String)]
+    /// Pusher Channels apps served at `/app/{key}` (WebSocket) and `/apps/{id}/…` (signed HTTP
+    /// API). Empty: the Pusher protocol is off.
+    public var pusherApps: [PusherApp] = []
     /// Whether the HTTP API accepts `POST /apps/{appId}/events` (laravel-echo-server's
     /// `subscribers.http`); the read-only endpoints stay on.
     public var apiPublishEnabled: Bool = true
@@ -168,5 +171,58 @@ public struct APICORS: Sendable, Hashable {
         self.allowOrigin = allowOrigin
         self.allowMethods = allowMethods
         self.allowHeaders = allowHeaders
+    }
+}
+
+/// One Pusher Channels app (what Soketi and Reverb call an app): credentials and limits.
+public struct PusherApp: Sendable, Hashable {
+    public var id: String
+    public var key: String
+    public var secret: String
+    /// Seconds of silence after which the server pings (sent to clients as `activity_timeout`).
+    public var activityTimeout: Int
+    /// Most simultaneous connections; `nil` for no limit (over it: error 4004).
+    public var maxConnections: Int?
+    /// Largest event payload accepted from the HTTP API or a client event, in bytes (Pusher: 10 KB).
+    public var maxEventPayloadBytes: Int
+    /// Longest channel name (Pusher: 164).
+    public var maxChannelNameLength: Int
+    /// Longest event name (Pusher: 200).
+    public var maxEventNameLength: Int
+    /// Most distinct users in one presence channel (Pusher: 100).
+    public var maxPresenceMembers: Int
+    /// Largest `user_info` of a presence member, in bytes (Soketi: 2 KB).
+    public var maxPresenceMemberBytes: Int
+    /// Whether clients may send `client-*` events on private and presence channels.
+    public var clientEventsEnabled: Bool
+    /// Origins allowed to connect; empty allows any.
+    public var allowedOrigins: [String]
+
+    public init(
+        id: String,
+        key: String,
+        secret: String,
+        activityTimeout: Int = 30,
+        maxConnections: Int? = nil,
+        maxEventPayloadBytes: Int = 10_240,
+        maxChannelNameLength: Int = 164,
+        maxEventNameLength: Int = 200,
+        maxPresenceMembers: Int = 100,
+        maxPresenceMemberBytes: Int = 2_048,
+        clientEventsEnabled: Bool = true,
+        allowedOrigins: [String] = []
+    ) {
+        self.id = id
+        self.key = key
+        self.secret = secret
+        self.activityTimeout = activityTimeout
+        self.maxConnections = maxConnections
+        self.maxEventPayloadBytes = maxEventPayloadBytes
+        self.maxChannelNameLength = maxChannelNameLength
+        self.maxEventNameLength = maxEventNameLength
+        self.maxPresenceMembers = maxPresenceMembers
+        self.maxPresenceMemberBytes = maxPresenceMemberBytes
+        self.clientEventsEnabled = clientEventsEnabled
+        self.allowedOrigins = allowedOrigins
     }
 }

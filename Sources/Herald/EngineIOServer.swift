@@ -201,10 +201,23 @@ final class EngineIOServer: Sendable {
     enum UpgradeTarget: Sendable {
         case new(EngineIOVersion, HandshakeInfo)
         case existing(EngineSession)
+        /// A Pusher protocol connection at `/app/{key}`; `app` is nil for an unknown key (the
+        /// connection is accepted, then closed with 4001 as Pusher does).
+        case pusher(app: PusherApp?, key: String, protocolVersion: String?)
     }
 
     func upgradeTarget(for head: HTTPRequestHead) -> Result<UpgradeTarget, EngineIOError> {
         let query = Self.query(head.uri)
+        let path = Self.path(head.uri)
+        if !configuration.pusherApps.isEmpty, path.hasPrefix("/app/") {
+            let key = String(path.dropFirst("/app/".count))
+            let app = configuration.pusherApps.first { $0.key == key }
+            if let app, !app.allowedOrigins.isEmpty, let origin = head.headers.first(name: "Origin"),
+               !app.allowedOrigins.contains(origin), !app.allowedOrigins.contains("*") {
+                return .failure(.forbidden)
+            }
+            return .success(.pusher(app: app, key: key, protocolVersion: query["protocol"]))
+        }
         guard isEndpoint(Self.path(head.uri)) else { return .failure(.badRequest) }
         guard query["transport"] == "websocket" else { return .failure(.badRequest) }
         let version: EngineIOVersion
@@ -218,7 +231,7 @@ final class EngineIOServer: Sendable {
     }
 
     /// Wires an upgraded WebSocket channel to its session (called on the channel's loop).
-    func attachWebSocket(_ channel: any Channel, target: UpgradeTarget) -> EngineSession {
+    func attachWebSocket(_ channel: any Channel, target: UpgradeTarget) -> any WebSocketSession {
         switch target {
         case .new(let version, let handshake):
             let session = makeSession(version: version, eventLoop: channel.eventLoop, transport: .webSocket(channel), handshake: handshake)
@@ -231,13 +244,32 @@ final class EngineIOServer: Sendable {
                 }
             }
             return session
+        case .pusher(let app, let key, let version):
+            let session = PusherSession(channel: channel, app: app, requestedKey: key, protocolVersion: version, server: self)
+            pusherConnections.withLock { $0[ObjectIdentifier(session)] = session }
+            return session
         }
     }
 
-    /// Closes every session (graceful shutdown).
+    /// Pusher connections (for shutdown and connection limits).
+    let pusherConnections = Mutex<[ObjectIdentifier: PusherSession]>([:])
+
+    func pusherConnectionClosed(_ session: PusherSession) {
+        pusherConnections.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(session)) }
+    }
+
+    func pusherConnectionCount(appID: String) -> Int {
+        pusherConnections.withLock { $0.values.filter { $0.app?.id == appID }.count }
+    }
+
+    /// Closes every session (graceful shutdown): Socket.IO sessions close, Pusher connections
+    /// are told to reconnect (4200) as Soketi does.
     func closeAll() {
         for session in allSessions {
             session.onLoop { $0.close(reason: "server shutting down") }
+        }
+        for connection in pusherConnections.withLock({ Array($0.values) }) {
+            connection.onLoop { $0.close(code: .genericReconnect, message: "Server shutting down") }
         }
     }
 }

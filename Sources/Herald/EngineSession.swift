@@ -38,7 +38,7 @@ struct PollResponder: Sendable {
 /// packets from its own connection, and fan-out batches from the router. Its rules:
 /// Engine.IO transports (polling, WebSocket, the upgrade between them), heartbeats, the
 /// Socket.IO namespace handshake, and the client's channel subscriptions.
-public actor EngineSession {
+public actor EngineSession: Recipient {
     enum Transport {
         /// Long-polling: packets wait in `queue` for the next GET.
         case polling
@@ -81,6 +81,9 @@ public actor EngineSession {
     private var whisperTokens: Double
     private var whisperRefilledAt = NIODeadline.now()
     private var pendingAttachments = 0
+    /// Refusals logged in the current one-second window (a hostile client must not flood logs).
+    private var refusalWindow = NIODeadline.now()
+    private var refusalsInWindow = 0
     private var pingTimer: Scheduled<Void>?
     private var pongDeadline: Scheduled<Void>?
     private var connectDeadline: Scheduled<Void>?
@@ -174,6 +177,14 @@ public actor EngineSession {
     }
 
     // MARK: Fan-out (called by the router on this loop)
+
+    nonisolated func deliver(_ broadcast: EncodedBroadcast) {
+        assumeIsolated { $0.enqueue(broadcast) }
+    }
+
+    nonisolated func flushDeliveries() {
+        assumeIsolated { $0.flush() }
+    }
 
     /// Queues a broadcast unless this socket is excluded or not yet joined.
     func enqueue(_ broadcast: EncodedBroadcast) {
@@ -553,7 +564,7 @@ public actor EngineSession {
     private func subscribe(_ channel: String, auth: JSONValue?) {
         guard !channels.contains(channel), !authorizing.contains(channel) else { return }
         guard channels.count + authorizing.count < server.configuration.maxChannelsPerConnection else {
-            logger.warning("subscription refused: channel limit reached", metadata: ["herald.channel": "\(channel)", "herald.limit": "\(server.configuration.maxChannelsPerConnection)"])
+            logRefusal("subscription refused: channel limit reached", metadata: ["herald.channel": "\(channel)", "herald.limit": "\(server.configuration.maxChannelsPerConnection)"])
             subscriptionError(channel, status: 429)
             return
         }
@@ -612,9 +623,7 @@ public actor EngineSession {
         SocketIOCodec.writeChannelEvent(event: "presence:subscribed", channel: channel, data: list, into: &packet)
         send(packet)
         if first {
-            var data = ByteBuffer()
-            member.json(socketID: socketID).write(into: &data)
-            server.router.deliverInternal(channel: channel, name: "presence:joining", data: data, excludingSocketID: socketID)
+            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID)
         }
     }
 
@@ -629,9 +638,7 @@ public actor EngineSession {
     private func leavePresence(_ channel: String) {
         guard presenceChannels.remove(channel) != nil,
               let member = server.registry.leavePresence(self, channel: channel) else { return }
-        var data = ByteBuffer()
-        member.json().write(into: &data)
-        server.router.deliverInternal(channel: channel, name: "presence:leaving", data: data, excludingSocketID: nil)
+        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil)
     }
 
     /// A whisper: `{channel, event: "client-*", data}` from a member of a private or presence
@@ -659,13 +666,28 @@ public actor EngineSession {
         whisperTokens = min(rate, whisperTokens + Double((now - whisperRefilledAt).nanoseconds) / 1e9 * rate)
         whisperRefilledAt = now
         guard whisperTokens >= 1 else {
-            logger.warning("client event refused: rate limit", metadata: ["herald.channel": "\(channel)", "herald.limit_per_second": "\(Int(rate))"])
+            logRefusal("client event refused: rate limit", metadata: ["herald.channel": "\(channel)", "herald.limit_per_second": "\(Int(rate))"])
             return
         }
         whisperTokens -= 1
         var data = ByteBuffer()
         (argument["data"] ?? .null).write(into: &data)
         server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client))
+    }
+
+    /// Logs a refused request at most 5 times a second per connection, then once more with the
+    /// number suppressed when the window ends.
+    private func logRefusal(_ message: Logger.Message, metadata: Logger.Metadata) {
+        let now = NIODeadline.now()
+        if now - refusalWindow > .seconds(1) {
+            if refusalsInWindow > 5 {
+                logger.warning("further refusals suppressed", metadata: ["herald.suppressed": "\(refusalsInWindow - 5)"])
+            }
+            refusalWindow = now
+            refusalsInWindow = 0
+        }
+        refusalsInWindow += 1
+        if refusalsInWindow <= 5 { logger.warning(message, metadata: metadata) }
     }
 
     private static func quoted(_ text: String) -> ByteBuffer {

@@ -62,6 +62,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             heldBy = engine.handle(head: head, body: body, channel: context.channel, keepAlive: head.isKeepAlive)
             return
         }
+        if let pusher = endpoints.pusherAPI, pusher.handles(head) {
+            pusher.handle(head: head, body: body, channel: context.channel)
+            return
+        }
         if let api = endpoints.api, api.handles(path) {
             api.handle(head: head, body: body, channel: context.channel)
             return
@@ -103,9 +107,32 @@ struct HTTPEndpoints: Sendable {
     var isReady: @Sendable () -> Bool
     /// laravel-echo-server's HTTP API under `/apps/`, when API clients are configured.
     var api: EchoHTTPAPI? = nil
+    var pusherAPI: PusherHTTPAPIHandler? = nil
 }
 
-/// Handler for an upgraded Engine.IO WebSocket: frames in, pre-framed bytes out.
+/// What a WebSocket connection's frames are handed to (an Engine.IO session, a Pusher
+/// connection). Called on the WebSocket channel's loop; implementations hop to their own.
+protocol WebSocketSession: AnyObject, Sendable {
+    func webSocketReceivedText(_ text: ByteBuffer, on channel: any Channel)
+    func webSocketReceivedBinary(_ bytes: ByteBuffer, on channel: any Channel)
+    func webSocketDidClose(_ channel: any Channel)
+}
+
+extension EngineSession: WebSocketSession {
+    nonisolated func webSocketReceivedText(_ text: ByteBuffer, on channel: any Channel) {
+        onLoop { $0.receiveWebSocketText(text, on: channel) }
+    }
+
+    nonisolated func webSocketReceivedBinary(_ bytes: ByteBuffer, on channel: any Channel) {
+        onLoop { $0.receiveWebSocketBinary(bytes, on: channel) }
+    }
+
+    nonisolated func webSocketDidClose(_ channel: any Channel) {
+        onLoop { $0.webSocketClosed(channel) }
+    }
+}
+
+/// Handler for an upgraded WebSocket: frames in, pre-framed bytes out.
 ///
 /// NIO's frame *encoder* is removed from these pipelines: server frames are unmasked, so Herald
 /// frames a broadcast once and writes the same bytes to every recipient.
@@ -113,11 +140,11 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = ByteBuffer
 
-    private let session: EngineSession
+    private let session: any WebSocketSession
     private let logger: Logger
     private var closing = false
 
-    init(session: EngineSession, logger: Logger) {
+    init(session: any WebSocketSession, logger: Logger) {
         self.session = session
         self.logger = logger
     }
@@ -128,10 +155,10 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
         switch frame.opcode {
         case .text:
             let text = frame.unmaskedData
-            session.onLoop { $0.receiveWebSocketText(text, on: channel) }
+            session.webSocketReceivedText(text, on: channel)
         case .binary:
             let bytes = frame.unmaskedData
-            session.onLoop { $0.receiveWebSocketBinary(bytes, on: channel) }
+            session.webSocketReceivedBinary(bytes, on: channel)
         case .ping:
             context.writeAndFlush(wrapOutboundOut(WebSocketFraming.frame(opcode: .pong, payload: frame.unmaskedData)), promise: nil)
         case .connectionClose:
@@ -152,7 +179,7 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         let channel = context.channel
-        session.onLoop { $0.webSocketClosed(channel) }
+        session.webSocketDidClose(channel)
         context.fireChannelInactive()
     }
 
@@ -217,6 +244,9 @@ struct EngineWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
             ))
             let session = engine.attachWebSocket(channel, target: target)
             try sync.addHandler(EngineWebSocketHandler(session: session, logger: engine.logger))
+            if case .pusher = target, let pusher = session as? PusherSession {
+                pusher.assumeIsolated { $0.start() }
+            }
         }
     }
 }

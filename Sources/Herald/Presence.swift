@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocols
 import NIOCore
 
 /// A member of a presence channel, as the application's auth endpoint described it
@@ -40,6 +41,24 @@ public struct PresenceMember: Sendable, Hashable {
         var members = [JSONMember(key: "user_id", value: userID), JSONMember(key: "user_info", value: userInfo)]
         if let socketID { members.append(JSONMember(key: "socketId", value: .string(socketID))) }
         return .object(members)
+    }
+}
+
+extension PresenceMember {
+    /// The member in Pusher's form: the id as a string, `user_info` as raw JSON.
+    var pusherMember: PusherPresenceMember {
+        guard userInfo != .null else { return PusherPresenceMember(userID: key) }
+        var info = ByteBuffer()
+        userInfo.write(into: &info)
+        return PusherPresenceMember(userID: key, userInfo: info)
+    }
+
+    /// A member from Pusher's `channel_data`: the id is a string, so `"7"` and Laravel's `7`
+    /// are the same user across protocols.
+    init(_ pusher: PusherPresenceMember) {
+        var info: JSONValue = .null
+        if let bytes = pusher.userInfo, let parsed = try? JSONReader.parse(bytes) { info = parsed }
+        self.init(userID: .string(pusher.userID), userInfo: info)
     }
 }
 

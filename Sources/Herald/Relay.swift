@@ -81,7 +81,8 @@ public final class Relay: Service, Sendable {
 
     public func run() async throws {
         let engine = self.engine
-        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api)
+        let pusherAPI = configuration.pusherApps.isEmpty ? nil : PusherHTTPAPIHandler(apps: configuration.pusherApps, registry: registry, router: router, logger: logger)
+        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI)
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -102,6 +103,9 @@ public final class Relay: Service, Sendable {
             "herald.pattern": "\(configuration.redis == nil ? "" : configuration.redisPattern)",
             "herald.emit_to_all": "\(configuration.emitToAll)",
         ])
+        for app in configuration.pusherApps {
+            logger.info("Pusher app served", metadata: ["herald.pusher.app": "\(app.id)", "herald.pusher.path": "/app/\(app.key)"])
+        }
         if let auth = configuration.authorization {
             logger.info("private and presence channels are authorized by the app", metadata: [
                 "herald.auth_url": "\(auth.hosts.first ?? "")\(auth.endpoint)",
@@ -111,7 +115,7 @@ public final class Relay: Service, Sendable {
                 logger.warning("TLS certificates of the auth endpoint are NOT verified (development only)")
             }
         } else {
-            logger.notice("no auth host configured: private and presence subscriptions will be refused (403)")
+            logger.notice("no auth host configured: Socket.IO private and presence subscriptions will be refused (403)")
         }
         if configuration.allowedOrigins.contains("*") {
             logger.notice("every Origin is allowed (allowed origins '*'); set --allowed-origins in production")

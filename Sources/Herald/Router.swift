@@ -4,19 +4,31 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// One event, encoded once for every transport, shared by every recipient.
+/// One event, encoded once per protocol, shared by every recipient.
 struct EncodedBroadcast: Sendable {
     /// The Engine.IO message (`42[...]`), as polling responses carry it.
     let packet: ByteBuffer
     /// The same packet framed as a WebSocket text frame.
     let webSocketFrame: ByteBuffer
+    /// The Pusher protocol message, framed as a WebSocket text frame.
+    let pusherFrame: ByteBuffer
     /// Socket id excluded from delivery (`toOthers()`).
     let excludedSocketID: String?
 
-    init(packet: ByteBuffer, excludedSocketID: String?) {
+    init(packet: ByteBuffer, pusherMessage: ByteBuffer, excludedSocketID: String?) {
         self.packet = packet
         self.webSocketFrame = WebSocketFraming.frame(opcode: .text, payload: packet)
+        self.pusherFrame = WebSocketFraming.frame(opcode: .text, payload: pusherMessage)
         self.excludedSocketID = excludedSocketID
+    }
+
+    /// An application event in both dialects: laravel-echo-server's `42["event","channel",data]`
+    /// and Pusher's `{"event","channel","data":"<data as a JSON string>"}`.
+    init(channelEvent name: String, channel: String, data: ByteBuffer, excludedSocketID: String?, userID: String? = nil) {
+        var packet = ByteBuffer()
+        packet.reserveCapacity(data.readableBytes + name.utf8.count + channel.utf8.count + 16)
+        SocketIOCodec.writeChannelEvent(event: name, channel: channel, data: data, into: &packet)
+        self.init(packet: packet, pusherMessage: PusherMessage.event(name, channel: channel, data: data, userID: userID), excludedSocketID: excludedSocketID)
     }
 }
 
@@ -105,31 +117,37 @@ public actor Router {
         }
     }
 
-    /// Delivers a server-generated event (presence notices) straight to `channel`'s members,
+    /// Announces a presence change to `channel`'s members in both dialects
+    /// (`presence:joining`/`presence:leaving` and `pusher_internal:member_added`/`member_removed`),
     /// bypassing plugins and seed mode. Callable from any thread.
-    nonisolated func deliverInternal(channel: String, name: String, data: ByteBuffer, excludingSocketID: String?) {
+    nonisolated func announcePresence(channel: String, member: PresenceMember, joined: Bool, socketID: String?) {
         guard let groups = registry.groups(for: channel) else { return }
+        var socketIO = ByteBuffer()
+        member.json(socketID: joined ? socketID : nil).write(into: &socketIO)
         var packet = ByteBuffer()
-        SocketIOCodec.writeChannelEvent(event: name, channel: channel, data: data, into: &packet)
-        let delivered = Self.deliver(EncodedBroadcast(packet: packet, excludedSocketID: excludingSocketID), to: groups)
-        counters.deliveries.add(delivered, ordering: .relaxed)
+        SocketIOCodec.writeChannelEvent(event: joined ? "presence:joining" : "presence:leaving", channel: channel, data: socketIO, into: &packet)
+        let pusher = joined
+            ? PusherMessage.memberAdded(channel: channel, member: member.pusherMember)
+            : PusherMessage.memberRemoved(channel: channel, userID: member.key)
+        let broadcast = EncodedBroadcast(packet: packet, pusherMessage: pusher, excludedSocketID: joined ? socketID : nil)
+        counters.deliveries.add(Self.deliver(broadcast, to: groups), ordering: .relaxed)
     }
 
     private func route(_ event: Event) {
         let kind = event.channelKind
         var delivered = 0
         if let groups = registry.groups(for: event.channel) {
-            var packet = ByteBuffer()
-            packet.reserveCapacity(event.data.readableBytes + event.name.utf8.count + event.channel.utf8.count + 16)
-            SocketIOCodec.writeChannelEvent(event: event.name, channel: event.channel, data: event.data, into: &packet)
-            delivered += Self.deliver(EncodedBroadcast(packet: packet, excludedSocketID: event.excludedSocketID), to: groups)
+            let broadcast = EncodedBroadcast(channelEvent: event.name, channel: event.channel, data: event.data, excludedSocketID: event.excludedSocketID)
+            delivered += Self.deliver(broadcast, to: groups)
         }
         // Seed compatibility: public channels only; private and presence events never go to all.
         if emitToAll && kind == .public {
             var packet = ByteBuffer()
             packet.reserveCapacity(event.data.readableBytes + event.name.utf8.count + event.channel.utf8.count + 12)
             SocketIOCodec.writeEvent(name: event.channel + ":" + event.name, arguments: [event.data], into: &packet)
-            delivered += Self.deliver(EncodedBroadcast(packet: packet, excludedSocketID: event.excludedSocketID), to: registry.everyoneGroups())
+            // Seed mode is a Socket.IO convention; Pusher connections ignore this broadcast.
+            let broadcast = EncodedBroadcast(packet: packet, pusherMessage: ByteBuffer(), excludedSocketID: event.excludedSocketID)
+            delivered += Self.deliver(broadcast, to: registry.everyoneGroups())
         }
         counters.deliveries.add(delivered, ordering: .relaxed)
         if logger.logLevel <= .trace {
@@ -145,12 +163,8 @@ public actor Router {
             let sessions = group.sessions
             count += sessions.count
             group.loop.execute {
-                for session in sessions.values {
-                    session.assumeIsolated { $0.enqueue(broadcast) }
-                }
-                for session in sessions.values {
-                    session.assumeIsolated { $0.flush() }
-                }
+                for recipient in sessions.values { recipient.deliver(broadcast) }
+                for recipient in sessions.values { recipient.flushDeliveries() }
             }
         }
         return count

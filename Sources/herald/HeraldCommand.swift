@@ -108,6 +108,25 @@ struct Serve: AsyncParsableCommand {
 
     /// The configuration, the warnings to log, and laravel-echo-server's devMode.
     /// Precedence: flags > HERALD_* > LARAVEL_ECHO_SERVER_* > the --config file > defaults.
+    @Option(help: "Pusher app id: serve the Pusher protocol at /app/<key> and its signed HTTP API at /apps/<id>/. [env: HERALD_APP_ID, PUSHER_APP_ID, REVERB_APP_ID]")
+    var appId: String?
+
+    @Option(help: "Pusher app key. [env: HERALD_APP_KEY, PUSHER_APP_KEY, REVERB_APP_KEY]")
+    var appKey: String?
+
+    @Option(help: "Pusher app secret. [env: HERALD_APP_SECRET, PUSHER_APP_SECRET, REVERB_APP_SECRET]")
+    var appSecret: String?
+
+    /// The first of `HERALD_<name>`, `PUSHER_<name>`, `REVERB_<name>` that is set (the names a
+    /// Laravel `.env` already has).
+    static func pusherEnvironment(_ name: String) -> String? {
+        if let value = environment(name) { return value }
+        for prefix in ["PUSHER_", "REVERB_"] {
+            if let value = getenv(prefix + name) { return String(cString: value) }
+        }
+        return nil
+    }
+
     func resolvedConfiguration() throws -> (configuration: HeraldConfiguration, warnings: [String], devMode: Bool) {
         var config = HeraldConfiguration()
         var warnings: [String] = []
@@ -189,6 +208,17 @@ struct Serve: AsyncParsableCommand {
         if let max = try maxChannels ?? environment("MAX_CHANNELS").map({ try Self.integer($0, "HERALD_MAX_CHANNELS") }) {
             guard max >= 1 else { throw ValidationError("max channels must be at least 1") }
             config.maxChannelsPerConnection = max
+        }
+        let id = appId ?? Self.pusherEnvironment("APP_ID")
+        let key = appKey ?? Self.pusherEnvironment("APP_KEY")
+        let secret = appSecret ?? Self.pusherEnvironment("APP_SECRET")
+        switch (id, key, secret) {
+        case (nil, nil, nil):
+            break
+        case (let id?, let key?, let secret?) where !id.isEmpty && !key.isEmpty && !secret.isEmpty:
+            config.pusherApps = [PusherApp(id: id, key: key, secret: secret)]
+        default:
+            throw ValidationError("a Pusher app needs all three of --app-id, --app-key and --app-secret (or PUSHER_APP_ID/KEY/SECRET)")
         }
         return (config, warnings, devMode)
     }

@@ -1,0 +1,137 @@
+import HeraldCore
+import HeraldProtocols
+import Logging
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Pusher's signed HTTP API (`/apps/{app_id}/…`), what Laravel's `pusher`/`reverb`
+/// broadcasters and the Pusher server SDKs call.
+///
+/// A request is Pusher's when its query carries `auth_signature` (laravel-echo-server's API on
+/// the same paths uses a bearer key instead). Every request is verified in constant time
+/// (`auth_key`, `auth_timestamp` within 600 s, `auth_version`, `body_md5`, HMAC-SHA256) before
+/// anything else; events go to the router exactly like events from Redis.
+struct PusherHTTPAPIHandler: Sendable {
+    let apps: [PusherApp]
+    let registry: ChannelRegistry
+    let router: Router
+    let logger: Logger
+
+    /// Whether this handler answers `head` (a signed request under `/apps/`).
+    func handles(_ head: HTTPRequestHead) -> Bool {
+        guard !apps.isEmpty, EngineIOServer.path(head.uri).hasPrefix("/apps/") else { return false }
+        return head.uri.contains("auth_signature=")
+    }
+
+    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel) {
+        let responder = PollResponder(channel: channel, headers: HTTPHeaders(), keepAlive: head.isKeepAlive)
+        do {
+            let (status, reply) = try answer(head: head, body: body)
+            responder.respond(status: status, contentType: "application/json", body: reply)
+        } catch {
+            if error.status >= 500 || error.status == 401 {
+                logger.info("Pusher API request refused", metadata: ["herald.status": "\(error.status)", "herald.reason": "\(error.message)"])
+            }
+            responder.respond(status: HTTPResponseStatus(statusCode: error.status), contentType: "application/json", body: error.body)
+        }
+    }
+
+    private func answer(head: HTTPRequestHead, body: ByteBuffer) throws(PusherHTTPAPIError) -> (HTTPResponseStatus, ByteBuffer) {
+        let path = String(EngineIOServer.path(head.uri))
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        // ["apps", id, resource...]
+        guard parts.count >= 3, parts[0] == "apps" else { throw .notFound("Unknown path") }
+        guard let app = apps.first(where: { $0.id == parts[1] }) else { throw .notFound("Unknown app '\(parts[1])'") }
+        let rawQuery = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) } ?? ""
+        let query = PusherHTTPAPI.parseQuery(rawQuery)
+        guard query.first(where: { $0.name == "auth_key" })?.value == app.key else { throw .unauthorized("Unknown auth_key") }
+        try PusherSignature.verifyRequest(
+            method: head.method.rawValue, path: path, query: query, body: body.readableBytes > 0 ? body : nil,
+            key: app.key, secret: app.secret, now: Int64(time(nil))
+        )
+        let limits = PusherHTTPAPI.Limits(
+            maxDataBytes: app.maxEventPayloadBytes,
+            maxChannelsPerEvent: 100,
+            maxBatchSize: 10,
+            maxEventNameLength: app.maxEventNameLength,
+            maxChannelNameLength: app.maxChannelNameLength
+        )
+        let resource = Array(parts[2...])
+        switch (head.method, resource.first) {
+        case (.POST, "events") where resource.count == 1:
+            let trigger = try PusherHTTPAPI.parseEvent(body: body, limits: limits)
+            publish(trigger)
+            return (.ok, PusherHTTPAPI.eventResponse(channels: info(trigger)))
+        case (.POST, "batch_events") where resource.count == 1:
+            let batch = try PusherHTTPAPI.parseBatch(body: body, limits: limits)
+            batch.forEach(publish)
+            let wantsInfo = batch.contains { !$0.info.isEmpty }
+            return (.ok, PusherHTTPAPI.batchResponse(wantsInfo ? batch.map { info($0)?.first?.info ?? .init() } : nil))
+        case (.GET, "channels") where resource.count == 1:
+            let prefix = query.first { $0.name == "filter_by_prefix" }?.value ?? ""
+            let wanted = Set(PusherHTTPAPI.parseInfo(query.first { $0.name == "info" }?.value ?? ""))
+            if wanted.contains("user_count") && !prefix.hasPrefix("presence-") {
+                throw .badRequest("info=user_count requires filter_by_prefix=presence-")
+            }
+            let names = registry.channelNames.filter { $0.hasPrefix(prefix) }.sorted()
+            return (.ok, PusherHTTPAPI.channelsResponse(names.map { name in
+                (name, PusherHTTPAPI.ChannelInfo(
+                    userCount: wanted.contains("user_count") ? registry.presenceMembers(name).count : nil,
+                    subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name) : nil
+                ))
+            }))
+        case (.GET, "channels") where resource.count == 2:
+            let name = resource[1]
+            let wanted = Set(PusherHTTPAPI.parseInfo(query.first { $0.name == "info" }?.value ?? ""))
+            let isPresence = name.hasPrefix("presence-")
+            if wanted.contains("user_count") && !isPresence { throw .badRequest("info=user_count is only for presence channels") }
+            let count = registry.subscriberCount(name)
+            return (.ok, PusherHTTPAPI.channelResponse(PusherHTTPAPI.ChannelInfo(
+                occupied: count > 0,
+                userCount: wanted.contains("user_count") ? registry.presenceMembers(name).count : nil,
+                subscriptionCount: wanted.contains("subscription_count") ? count : nil
+            )))
+        case (.GET, "channels") where resource.count == 3 && resource[2] == "users":
+            let name = resource[1]
+            guard name.hasPrefix("presence-") else { throw .badRequest("Users are only available for presence channels") }
+            return (.ok, PusherHTTPAPI.usersResponse(userIDs: registry.presenceMembers(name).map(\.key)))
+        default:
+            throw .notFound("Unknown API path \(head.method.rawValue) \(path)")
+        }
+    }
+
+    private func publish(_ trigger: PusherTriggerRequest) {
+        // `data` arrives as a JSON string. Socket.IO clients get the JSON it holds (as
+        // laravel-echo-server did); Pusher clients get the very same string back.
+        let data = Self.unwrap(trigger.data)
+        for channel in trigger.channels {
+            router.publish(Event(channel: channel, name: trigger.name, data: data, excludedSocketID: trigger.socketID, source: .http))
+        }
+    }
+
+    /// The JSON a string literal holds, when it holds JSON; otherwise the literal itself.
+    static func unwrap(_ data: ByteBuffer) -> ByteBuffer {
+        guard case .string(let text)? = try? JSONReader.parse(data) else { return data }
+        let inner = ByteBuffer(string: text)
+        return (try? JSONReader.validate(inner)) != nil ? inner : data
+    }
+
+    private func info(_ trigger: PusherTriggerRequest) -> [(name: String, info: PusherHTTPAPI.ChannelInfo)]? {
+        guard !trigger.info.isEmpty else { return nil }
+        let wanted = Set(trigger.info)
+        return trigger.channels.map { name in
+            (name, PusherHTTPAPI.ChannelInfo(
+                userCount: wanted.contains("user_count") && name.hasPrefix("presence-") ? registry.presenceMembers(name).count : nil,
+                subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name) : nil
+            ))
+        }
+    }
+}

@@ -1,0 +1,333 @@
+import HeraldCore
+import HeraldProtocols
+import Logging
+import NIOCore
+
+/// One Pusher Channels protocol 7 connection (pusher-js, Laravel Echo's pusher/reverb
+/// connector) at `/app/{key}`.
+///
+/// Like ``EngineSession`` it is an actor whose executor is its connection's event loop, so
+/// inbound frames and the router's fan-out batches enter it without a hop. It shares the
+/// channel registry, the router and presence with Socket.IO clients: a Socket.IO client and a
+/// Pusher client on the same channel see the same events and the same members.
+
+actor PusherSession: Recipient, WebSocketSession {
+    nonisolated let eventLoop: any EventLoop
+    nonisolated let channel: any Channel
+    nonisolated let app: PusherApp?
+    nonisolated let socketID: String
+    private nonisolated let requestedKey: String
+    private nonisolated let protocolVersion: String?
+    private nonisolated let server: EngineIOServer
+
+    nonisolated var unownedExecutor: UnownedSerialExecutor {
+        eventLoop.executor.asUnownedSerialExecutor()
+    }
+
+    private var channels: Set<String> = []
+    private var presence: [String: PresenceMember] = [:]
+    private var closed = false
+    private var needsFlush = false
+    private var lastActivity = NIODeadline.now()
+    private var awaitingPong = false
+    private var activityTimer: RepeatedTask?
+    private var whisperTokens: Double = 10
+    private var whisperRefilledAt = NIODeadline.now()
+    private var logger: Logger
+
+    /// Client events per second per connection (Pusher's limit).
+    static let clientEventsPerSecond = 10.0
+
+    init(channel: any Channel, app: PusherApp?, requestedKey: String, protocolVersion: String?, server: EngineIOServer) {
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.app = app
+        self.requestedKey = requestedKey
+        self.protocolVersion = protocolVersion
+        self.server = server
+        self.socketID = PusherSocketID.generate()
+        var logger = server.logger
+        logger[metadataKey: "herald.pusher.socket"] = "\(socketID)"
+        logger[metadataKey: "herald.pusher.app"] = "\(app?.id ?? "?")"
+        self.logger = logger
+    }
+
+    nonisolated func onLoop(_ body: @escaping @Sendable (isolated PusherSession) -> Void) {
+        if eventLoop.inEventLoop {
+            assumeIsolated(body)
+        } else {
+            eventLoop.execute { self.assumeIsolated(body) }
+        }
+    }
+
+    // MARK: Opening
+
+    /// Checks the app and protocol, then sends `pusher:connection_established`.
+    func start() {
+        guard let app else {
+            logger.info("Pusher connection refused: unknown app key", metadata: ["herald.pusher.key": "\(requestedKey)"])
+            close(code: .applicationDoesNotExist, message: "Application does not exist")
+            return
+        }
+        if let version = protocolVersion {
+            guard let number = Int(version) else {
+                close(code: .invalidVersionString, message: "Invalid version string format")
+                return
+            }
+            guard (5...7).contains(number) else {
+                close(code: .unsupportedProtocolVersion, message: "Unsupported protocol version \(number)")
+                return
+            }
+        }
+        if let max = app.maxConnections, server.pusherConnectionCount(appID: app.id) > max {
+            logger.warning("Pusher connection refused: app over its connection quota", metadata: ["herald.limit": "\(max)"])
+            close(code: .overConnectionQuota, message: "Application is over connection quota")
+            return
+        }
+        whisperTokens = Self.clientEventsPerSecond
+        server.registry.connect(self)
+        write(PusherMessage.connectionEstablished(socketID: socketID, activityTimeout: app.activityTimeout))
+        let interval = TimeAmount.seconds(Int64(max(1, app.activityTimeout)))
+        activityTimer = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
+            self.assumeIsolated { $0.checkActivity(timeout: interval) }
+        }
+        logger.debug("Pusher connection established")
+    }
+
+    /// Pings a silent client; closes with 4201 when a ping went unanswered.
+    private func checkActivity(timeout: TimeAmount) {
+        guard !closed else { return }
+        guard NIODeadline.now() - lastActivity >= timeout else { return }
+        if awaitingPong {
+            close(code: .pongReplyNotReceived, message: "Pong reply not received in time")
+        } else {
+            awaitingPong = true
+            write(PusherMessage.ping())
+        }
+    }
+
+    // MARK: Fan-out
+
+    nonisolated func deliver(_ broadcast: EncodedBroadcast) {
+        assumeIsolated { session in
+            guard !session.closed, broadcast.pusherFrame.readableBytes > 0,
+                  broadcast.excludedSocketID != session.socketID else { return }
+            session.channel.write(broadcast.pusherFrame, promise: nil)
+            session.needsFlush = true
+        }
+    }
+
+    nonisolated func flushDeliveries() {
+        assumeIsolated { session in
+            guard session.needsFlush else { return }
+            session.needsFlush = false
+            session.channel.flush()
+        }
+    }
+
+    // MARK: WebSocket
+
+    nonisolated func webSocketReceivedText(_ text: ByteBuffer, on channel: any Channel) {
+        onLoop { $0.receive(text) }
+    }
+
+    nonisolated func webSocketReceivedBinary(_ bytes: ByteBuffer, on channel: any Channel) {
+        onLoop { $0.sendError(code: nil, message: "Binary frames are not part of the Pusher protocol") }
+    }
+
+    nonisolated func webSocketDidClose(_ channel: any Channel) {
+        onLoop { $0.connectionLost() }
+    }
+
+    private func write(_ message: ByteBuffer) {
+        guard channel.isActive else { return }
+        channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: message), promise: nil)
+    }
+
+    private func sendError(code: Int?, message: String, channel: String? = nil) {
+        write(PusherMessage.error(code: code, message: message, channel: channel))
+    }
+
+    // MARK: Inbound
+
+    private func receive(_ text: ByteBuffer) {
+        guard !closed, let app else { return }
+        lastActivity = NIODeadline.now()
+        awaitingPong = false
+        let message: PusherMessage
+        do {
+            message = try PusherMessage(frame: text, maxEventNameLength: app.maxEventNameLength, maxChannelNameLength: app.maxChannelNameLength)
+        } catch {
+            logger.info("bad Pusher frame", metadata: ["error": "\(error)"])
+            sendError(code: nil, message: "\(error)")
+            return
+        }
+        switch message.event {
+        case "pusher:ping":
+            write(PusherMessage.pong())
+        case "pusher:pong":
+            break
+        case "pusher:subscribe":
+            do {
+                subscribe(try message.subscribeRequest(), app: app)
+            } catch {
+                sendError(code: nil, message: "Invalid subscribe request: \(error)")
+            }
+        case "pusher:unsubscribe":
+            if let channel = try? message.unsubscribeChannel() { unsubscribe(channel) }
+        case "pusher:signin":
+            // User authentication (signin, server-to-user channels, watchlists) is not served
+            // yet: answer so the client knows, rather than leaving it waiting.
+            sendError(code: nil, message: "pusher:signin is not supported by this server")
+        case let name where message.isClientEvent:
+            clientEvent(name, message: message, app: app)
+        default:
+            logger.debug("ignoring Pusher event", metadata: ["herald.event": "\(message.event)"])
+        }
+    }
+
+    private func subscriptionError(_ channel: String, status: Int, type: String = "AuthError", error: String) {
+        write(PusherMessage.subscriptionError(channel: channel, type: type, error: error, status: status))
+    }
+
+    private func subscribe(_ request: PusherSubscribeRequest, app: PusherApp) {
+        let name = request.channel
+        let parsed: PusherChannelName
+        do {
+            parsed = try PusherChannelName(name, maxLength: app.maxChannelNameLength)
+        } catch {
+            subscriptionError(name, status: 4009, type: "InvalidChannel", error: "Invalid channel name: \(error)")
+            return
+        }
+        if channels.contains(name) {
+            write(PusherMessage.subscriptionSucceeded(channel: name))  // idempotent repeat
+            return
+        }
+        guard channels.count < server.configuration.maxChannelsPerConnection else {
+            subscriptionError(name, status: 4100, type: "LimitReached", error: "Too many channels on this connection")
+            return
+        }
+        switch parsed.kind {
+        case .public:
+            join(name, member: nil)
+            write(PusherMessage.subscriptionSucceeded(channel: name))
+        case .private, .privateEncrypted:
+            guard let auth = request.auth,
+                  PusherSignature.verifyChannelAuth(auth, key: app.key, secret: app.secret, socketID: socketID, channel: name, channelData: nil) else {
+                logger.info("Pusher subscription refused: bad signature", metadata: ["herald.channel": "\(name)"])
+                subscriptionError(name, status: 401, error: "The connection is unauthorized.")
+                return
+            }
+            join(name, member: nil)
+            write(PusherMessage.subscriptionSucceeded(channel: name))
+        case .presence:
+            guard let auth = request.auth, let channelData = request.channelData,
+                  PusherSignature.verifyChannelAuth(auth, key: app.key, secret: app.secret, socketID: socketID, channel: name, channelData: channelData) else {
+                logger.info("Pusher subscription refused: bad signature", metadata: ["herald.channel": "\(name)"])
+                subscriptionError(name, status: 401, error: "The connection is unauthorized.")
+                return
+            }
+            let pusherMember: PusherPresenceMember
+            do {
+                pusherMember = try PusherPresenceMember(channelData: channelData, maxUserInfoBytes: app.maxPresenceMemberBytes)
+            } catch {
+                subscriptionError(name, status: 4100, type: "LimitReached", error: "Invalid presence member: \(error)")
+                return
+            }
+            let member = PresenceMember(pusherMember)
+            let current = server.registry.presenceMembers(name)
+            if current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) {
+                subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
+                return
+            }
+            join(name, member: member)
+        case .serverToUser, .reserved:
+            subscriptionError(name, status: 4009, type: "AuthError", error: "This channel is not available on this server")
+        }
+    }
+
+    private func join(_ channel: String, member: PresenceMember?) {
+        guard channels.insert(channel).inserted else { return }
+        server.registry.subscribe(self, to: channel)
+        logger.debug("Pusher subscribed", metadata: ["herald.channel": "\(channel)"])
+        guard let member else { return }
+        presence[channel] = member
+        let (first, members) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
+        write(PusherMessage.presenceSubscriptionSucceeded(channel: channel, members: members.map(\.member.pusherMember)))
+        if first {
+            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID)
+        }
+    }
+
+    private func unsubscribe(_ channel: String) {
+        guard channels.remove(channel) != nil else { return }
+        server.registry.unsubscribe(self, from: channel)
+        leavePresence(channel)
+    }
+
+    private func leavePresence(_ channel: String) {
+        guard presence.removeValue(forKey: channel) != nil,
+              let member = server.registry.leavePresence(self, channel: channel) else { return }
+        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil)
+    }
+
+    /// `client-*` events: private/presence (not encrypted), subscribed, enabled for the app,
+    /// ≤ 10/s. Refusals answer `pusher:error` 4301 without closing.
+    private func clientEvent(_ name: String, message: PusherMessage, app: PusherApp) {
+        guard app.clientEventsEnabled else {
+            sendError(code: 4301, message: "Client events are not enabled for this app", channel: message.channel)
+            return
+        }
+        guard let channel = message.channel, channels.contains(channel) else {
+            sendError(code: 4301, message: "Client event rejected: not subscribed to the channel", channel: message.channel)
+            return
+        }
+        let kind = PusherChannelName.kind(of: channel)
+        guard kind == .private || kind == .presence else {
+            sendError(code: 4301, message: "Client events are only allowed on private and presence channels", channel: channel)
+            return
+        }
+        let data = message.data ?? ByteBuffer(string: "{}")
+        guard data.readableBytes <= app.maxEventPayloadBytes else {
+            sendError(code: 4301, message: "Client event rejected: payload over \(app.maxEventPayloadBytes) bytes", channel: channel)
+            return
+        }
+        let now = NIODeadline.now()
+        whisperTokens = min(Self.clientEventsPerSecond, whisperTokens + Double((now - whisperRefilledAt).nanoseconds) / 1e9 * Self.clientEventsPerSecond)
+        whisperRefilledAt = now
+        guard whisperTokens >= 1 else {
+            sendError(code: 4301, message: "Client event rejected: rate limit (10 per second)", channel: channel)
+            return
+        }
+        whisperTokens -= 1
+        server.router.publish(Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client))
+    }
+
+    // MARK: Closing
+
+    private func connectionLost() {
+        guard !closed else { return }
+        closed = true
+        cleanUp()
+    }
+
+    /// Sends `pusher:error` with `code`, then closes the WebSocket with the same code.
+    func close(code: PusherErrorCode, message: String) {
+        guard !closed else { return }
+        closed = true
+        cleanUp()
+        let channel = self.channel
+        channel.write(WebSocketFraming.frame(opcode: .text, payload: PusherMessage.error(code: code.rawValue, message: message)), promise: nil)
+        channel.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(code.rawValue), reason: message)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    private func cleanUp() {
+        activityTimer?.cancel()
+        for channel in presence.keys { leavePresence(channel) }
+        server.registry.disconnect(self, channels: channels)
+        channels.removeAll()
+        server.pusherConnectionClosed(self)
+    }
+}
