@@ -8,9 +8,10 @@ import Synchronization
 protocol Recipient: AnyObject, Sendable {
     /// The loop the connection's state is confined to.
     var eventLoop: any EventLoop { get }
-    /// Queues a broadcast (skipping it when this connection is the excluded sender). Called on
-    /// ``eventLoop``.
-    func deliver(_ broadcast: EncodedBroadcast)
+    /// Queues a broadcast (skipping it when this connection is the excluded sender) without
+    /// flushing. Returns true when this made the connection dirty, i.e. it now needs one
+    /// ``flushDeliveries()``. Called on ``eventLoop``.
+    func deliver(_ broadcast: EncodedBroadcast) -> Bool
     /// Writes out what ``deliver(_:)`` queued. Called on ``eventLoop``.
     func flushDeliveries()
 }
@@ -29,6 +30,8 @@ public final class ChannelRegistry: Sendable {
     /// The members of one channel (or of "everyone") on one event loop.
     struct LoopGroup: Sendable {
         let loop: any EventLoop
+        /// The loop's flusher, shared by every group on that loop.
+        let flusher: LoopFlusher
         var sessions: [ObjectIdentifier: any Recipient]
     }
 
@@ -39,6 +42,7 @@ public final class ChannelRegistry: Sendable {
         var presence: [String: PresenceChannel] = [:]
         var everyone: Groups = [:]
         var sessionCount = 0
+        var flushers: [ObjectIdentifier: LoopFlusher] = [:]
     }
 
     private let state = Mutex(State())
@@ -90,7 +94,7 @@ public final class ChannelRegistry: Sendable {
 
     func connect(_ session: any Recipient) {
         state.withLock { state in
-            if Self.insert(session, into: &state.everyone) { state.sessionCount += 1 }
+            if Self.insert(session, into: &state.everyone, flushers: &state.flushers) { state.sessionCount += 1 }
         }
     }
 
@@ -109,7 +113,7 @@ public final class ChannelRegistry: Sendable {
     @discardableResult
     func subscribe(_ session: any Recipient, to channel: String) -> Bool {
         state.withLock { state in
-            Self.insert(session, into: &state.channels[channel, default: [:]])
+            Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
         }
     }
 
@@ -135,11 +139,16 @@ public final class ChannelRegistry: Sendable {
     }
 
     @discardableResult
-    private static func insert(_ session: any Recipient, into groups: inout Groups) -> Bool {
+    private static func insert(_ session: any Recipient, into groups: inout Groups, flushers: inout [ObjectIdentifier: LoopFlusher]) -> Bool {
         let loop = session.eventLoop
-        // `default:` mutates in place, so the member dictionary is not copied.
-        return groups[ObjectIdentifier(loop), default: LoopGroup(loop: loop, sessions: [:])]
-            .sessions.updateValue(session, forKey: ObjectIdentifier(session)) == nil
+        let key = ObjectIdentifier(loop)
+        if groups[key] == nil {
+            let flusher = flushers[key] ?? LoopFlusher(loop: loop)
+            flushers[key] = flusher
+            groups[key] = LoopGroup(loop: loop, flusher: flusher, sessions: [:])
+        }
+        // Mutating through the subscript works in place: the member dictionary is not copied.
+        return groups[key]?.sessions.updateValue(session, forKey: ObjectIdentifier(session)) == nil
     }
 
     @discardableResult
@@ -148,5 +157,39 @@ public final class ChannelRegistry: Sendable {
         let removed = groups[loopKey]?.sessions.removeValue(forKey: ObjectIdentifier(session)) != nil
         if groups[loopKey]?.sessions.isEmpty == true { groups[loopKey] = nil }
         return removed
+    }
+}
+
+/// Flushes an event loop's dirty connections once per loop turn.
+///
+/// Fan-out writes without flushing and marks connections dirty; the first mark schedules one
+/// flush task behind whatever is already queued on the loop. Under light load that task runs
+/// right after the delivery (no added latency); under heavy load several events' deliveries
+/// pile up before it runs, so each connection gets one `writev` for many events instead of one
+/// write syscall per event — the main cost of fan-out.
+final class LoopFlusher: @unchecked Sendable {
+    // Safety: `dirty`, `spare` and `scheduled` are touched only on `loop`.
+    let loop: any EventLoop
+    private var dirty: [any Recipient] = []
+    private var spare: [any Recipient] = []
+    private var scheduled = false
+
+    init(loop: any EventLoop) { self.loop = loop }
+
+    /// Records that `recipient` needs a flush. Call on `loop`.
+    func markDirty(_ recipient: any Recipient) {
+        loop.preconditionInEventLoop()
+        dirty.append(recipient)
+        if !scheduled {
+            scheduled = true
+            loop.execute { self.flushAll() }
+        }
+    }
+
+    private func flushAll() {
+        scheduled = false
+        swap(&dirty, &spare)
+        for recipient in spare { recipient.flushDeliveries() }
+        spare.removeAll(keepingCapacity: true)
     }
 }

@@ -178,7 +178,7 @@ public actor EngineSession: Recipient {
 
     // MARK: Fan-out (called by the router on this loop)
 
-    nonisolated func deliver(_ broadcast: EncodedBroadcast) {
+    nonisolated func deliver(_ broadcast: EncodedBroadcast) -> Bool {
         assumeIsolated { $0.enqueue(broadcast) }
     }
 
@@ -186,22 +186,24 @@ public actor EngineSession: Recipient {
         assumeIsolated { $0.flush() }
     }
 
-    /// Queues a broadcast unless this socket is excluded or not yet joined.
-    func enqueue(_ broadcast: EncodedBroadcast) {
-        guard !closed, let socketID, socketID != broadcast.excludedSocketID else { return }
+    /// Queues a broadcast unless this socket is excluded or not yet joined. Returns true when
+    /// the session just became dirty (needs a ``flush()``).
+    func enqueue(_ broadcast: EncodedBroadcast) -> Bool {
+        guard !closed, let socketID, socketID != broadcast.excludedSocketID else { return false }
+        let wasDirty = needsFlush
         switch transport {
         case .webSocket(let channel):
             channel.write(broadcast.webSocketFrame, promise: nil)
-            needsFlush = true
         case .polling:
             guard queue.count < server.configuration.maxQueuedPackets else {
                 logger.warning("polling client too slow: queue limit reached; closing", metadata: ["herald.queued": "\(queue.count)"])
                 close(reason: "slow consumer")
-                return
+                return false
             }
             queue.append(broadcast.packet)
-            needsFlush = true
         }
+        needsFlush = true
+        return !wasDirty
     }
 
     /// Writes out whatever ``enqueue(_:)`` queued since the last flush.

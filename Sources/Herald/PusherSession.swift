@@ -108,12 +108,13 @@ actor PusherSession: Recipient, WebSocketSession {
 
     // MARK: Fan-out
 
-    nonisolated func deliver(_ broadcast: EncodedBroadcast) {
+    nonisolated func deliver(_ broadcast: EncodedBroadcast) -> Bool {
         assumeIsolated { session in
             guard !session.closed, broadcast.pusherFrame.readableBytes > 0,
-                  broadcast.excludedSocketID != session.socketID else { return }
+                  broadcast.excludedSocketID != session.socketID else { return false }
             session.channel.write(broadcast.pusherFrame, promise: nil)
-            session.needsFlush = true
+            defer { session.needsFlush = true }
+            return !session.needsFlush
         }
     }
 

@@ -155,16 +155,19 @@ public actor Router {
         }
     }
 
-    /// Hands one broadcast to each event loop's members: one task per loop, one flush per
-    /// recipient at the end of the batch. Returns the number of recipients.
+    /// Hands one broadcast to each event loop's members: one task per loop writes the shared
+    /// bytes to every member; the loop's ``LoopFlusher`` flushes each dirty connection once per
+    /// loop turn. Returns the number of recipients.
     static func deliver(_ broadcast: EncodedBroadcast, to groups: ChannelRegistry.Groups) -> Int {
         var count = 0
         for group in groups.values {
             let sessions = group.sessions
+            let flusher = group.flusher
             count += sessions.count
             group.loop.execute {
-                for recipient in sessions.values { recipient.deliver(broadcast) }
-                for recipient in sessions.values { recipient.flushDeliveries() }
+                for recipient in sessions.values where recipient.deliver(broadcast) {
+                    flusher.markDirty(recipient)
+                }
             }
         }
         return count
