@@ -68,27 +68,40 @@ public final class ChannelRegistry: Sendable {
         state.withLock { $0.presence[channel]?.members.map(\.member) ?? [] }
     }
 
-    /// Adds `session` to presence `channel` as `member`. Returns whether this is the user's
-    /// first connection there, and the channel's distinct members (newest first) with the
-    /// socket id of each one's newest connection.
+    /// Subscribes `session` to presence `channel` as `member`, atomically with taking the
+    /// audience of the join notice. Returns whether this is the user's first connection there,
+    /// the distinct members (newest first, with each one's newest socket id) for the joiner's
+    /// own list, and the channel's other subscribers as they were just before the join.
+    ///
+    /// Doing all three under one lock is what makes presence exact under concurrent joins: a
+    /// subscriber is either in the joiner's member list or receives its join notice, never both
+    /// and never neither.
     func joinPresence(
         _ session: any Recipient,
         socketID: String,
         channel: String,
         member: PresenceMember
-    ) -> (first: Bool, members: [(member: PresenceMember, socketID: String)]) {
+    ) -> (first: Bool, members: [(member: PresenceMember, socketID: String)], audience: Groups?) {
         state.withLock { state in
+            let audience = state.channels[channel]
+            Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
             let first = state.presence[channel, default: PresenceChannel()].join(member, session: ObjectIdentifier(session), socketID: socketID)
-            return (first, state.presence[channel]?.members ?? [])
+            return (first, state.presence[channel]?.members ?? [], audience)
         }
     }
 
-    /// Removes `session` from presence `channel`; returns the member when its last connection left.
-    func leavePresence(_ session: any Recipient, channel: String) -> PresenceMember? {
+    /// Unsubscribes `session` from presence `channel`, atomically with taking the audience of
+    /// the leave notice. Returns the member when its last connection left, and the remaining
+    /// subscribers.
+    func leavePresence(_ session: any Recipient, channel: String) -> (member: PresenceMember, audience: Groups?)? {
         state.withLock { state in
+            if var groups = state.channels[channel] {
+                Self.remove(session, from: &groups)
+                state.channels[channel] = groups.isEmpty ? nil : groups
+            }
             let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
             if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
-            return left
+            return left.map { ($0, state.channels[channel]) }
         }
     }
 

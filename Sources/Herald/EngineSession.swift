@@ -614,33 +614,38 @@ public actor EngineSession: Recipient {
 
     private func join(_ channel: String, member: PresenceMember?) {
         guard let socketID, channels.insert(channel).inserted else { return }
-        server.registry.subscribe(self, to: channel)
         logger.debug("subscribed", metadata: ["herald.channel": "\(channel)"])
-        guard let member else { return }
+        guard let member else {
+            server.registry.subscribe(self, to: channel)
+            return
+        }
         presenceChannels.insert(channel)
-        let (first, members) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
+        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
         var list = ByteBuffer()
         JSONValue.array(members.map { $0.member.json(socketID: $0.socketID) }).write(into: &list)
         var packet = ByteBuffer()
         SocketIOCodec.writeChannelEvent(event: "presence:subscribed", channel: channel, data: list, into: &packet)
         send(packet)
         if first {
-            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID)
+            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID, to: audience)
         }
     }
 
     private func unsubscribe(_ channel: String) {
         authorizing.remove(channel)
         guard channels.remove(channel) != nil else { return }
-        server.registry.unsubscribe(self, from: channel)
-        leavePresence(channel)
+        if presenceChannels.contains(channel) {
+            leavePresence(channel)
+        } else {
+            server.registry.unsubscribe(self, from: channel)
+        }
         logger.debug("unsubscribed", metadata: ["herald.channel": "\(channel)"])
     }
 
     private func leavePresence(_ channel: String) {
         guard presenceChannels.remove(channel) != nil,
-              let member = server.registry.leavePresence(self, channel: channel) else { return }
-        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil)
+              let (member, audience) = server.registry.leavePresence(self, channel: channel) else { return }
+        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil, to: audience)
     }
 
     /// A whisper: `{channel, event: "client-*", data}` from a member of a private or presence
@@ -701,8 +706,11 @@ public actor EngineSession: Recipient {
     private func leaveAllChannels() {
         authorizing.removeAll()
         for channel in channels {
-            server.registry.unsubscribe(self, from: channel)
-            leavePresence(channel)
+            if presenceChannels.contains(channel) {
+                leavePresence(channel)
+            } else {
+                server.registry.unsubscribe(self, from: channel)
+            }
         }
         channels.removeAll()
     }

@@ -249,27 +249,32 @@ actor PusherSession: Recipient, WebSocketSession {
 
     private func join(_ channel: String, member: PresenceMember?) {
         guard channels.insert(channel).inserted else { return }
-        server.registry.subscribe(self, to: channel)
         logger.debug("Pusher subscribed", metadata: ["herald.channel": "\(channel)"])
-        guard let member else { return }
+        guard let member else {
+            server.registry.subscribe(self, to: channel)
+            return
+        }
         presence[channel] = member
-        let (first, members) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
+        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
         write(PusherMessage.presenceSubscriptionSucceeded(channel: channel, members: members.map(\.member.pusherMember)))
         if first {
-            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID)
+            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID, to: audience)
         }
     }
 
     private func unsubscribe(_ channel: String) {
         guard channels.remove(channel) != nil else { return }
-        server.registry.unsubscribe(self, from: channel)
-        leavePresence(channel)
+        if presence[channel] != nil {
+            leavePresence(channel)
+        } else {
+            server.registry.unsubscribe(self, from: channel)
+        }
     }
 
     private func leavePresence(_ channel: String) {
         guard presence.removeValue(forKey: channel) != nil,
-              let member = server.registry.leavePresence(self, channel: channel) else { return }
-        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil)
+              let (member, audience) = server.registry.leavePresence(self, channel: channel) else { return }
+        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil, to: audience)
     }
 
     /// `client-*` events: private/presence (not encrypted), subscribed, enabled for the app,
@@ -301,7 +306,9 @@ actor PusherSession: Recipient, WebSocketSession {
             return
         }
         whisperTokens -= 1
-        server.router.publish(Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client))
+        var event = Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client)
+        event.senderUserID = presence[channel]?.key
+        server.router.publish(event)
     }
 
     // MARK: Closing

@@ -24,11 +24,11 @@ struct EncodedBroadcast: Sendable {
 
     /// An application event in both dialects: laravel-echo-server's `42["event","channel",data]`
     /// and Pusher's `{"event","channel","data":"<data as a JSON string>"}`.
-    init(channelEvent name: String, channel: String, data: ByteBuffer, excludedSocketID: String?, userID: String? = nil) {
+    init(channelEvent name: String, channel: String, data: ByteBuffer, excludedSocketID: String?, userID: String? = nil, dataForm: PusherMessage.DataForm = .string) {
         var packet = ByteBuffer()
         packet.reserveCapacity(data.readableBytes + name.utf8.count + channel.utf8.count + 16)
         SocketIOCodec.writeChannelEvent(event: name, channel: channel, data: data, into: &packet)
-        self.init(packet: packet, pusherMessage: PusherMessage.event(name, channel: channel, data: data, userID: userID), excludedSocketID: excludedSocketID)
+        self.init(packet: packet, pusherMessage: PusherMessage.event(name, channel: channel, data: data, userID: userID, dataForm: dataForm), excludedSocketID: excludedSocketID)
     }
 }
 
@@ -120,8 +120,8 @@ public actor Router {
     /// Announces a presence change to `channel`'s members in both dialects
     /// (`presence:joining`/`presence:leaving` and `pusher_internal:member_added`/`member_removed`),
     /// bypassing plugins and seed mode. Callable from any thread.
-    nonisolated func announcePresence(channel: String, member: PresenceMember, joined: Bool, socketID: String?) {
-        guard let groups = registry.groups(for: channel) else { return }
+    nonisolated func announcePresence(channel: String, member: PresenceMember, joined: Bool, socketID: String?, to audience: ChannelRegistry.Groups?) {
+        guard let groups = audience else { return }
         var socketIO = ByteBuffer()
         member.json(socketID: joined ? socketID : nil).write(into: &socketIO)
         var packet = ByteBuffer()
@@ -129,7 +129,7 @@ public actor Router {
         let pusher = joined
             ? PusherMessage.memberAdded(channel: channel, member: member.pusherMember)
             : PusherMessage.memberRemoved(channel: channel, userID: member.key)
-        let broadcast = EncodedBroadcast(packet: packet, pusherMessage: pusher, excludedSocketID: joined ? socketID : nil)
+        let broadcast = EncodedBroadcast(packet: packet, pusherMessage: pusher, excludedSocketID: nil)
         counters.deliveries.add(Self.deliver(broadcast, to: groups), ordering: .relaxed)
     }
 
@@ -137,7 +137,11 @@ public actor Router {
         let kind = event.channelKind
         var delivered = 0
         if let groups = registry.groups(for: event.channel) {
-            let broadcast = EncodedBroadcast(channelEvent: event.name, channel: event.channel, data: event.data, excludedSocketID: event.excludedSocketID)
+            // Client events reach Pusher clients as sent (D.8), with the sender's presence id.
+            let broadcast = EncodedBroadcast(
+                channelEvent: event.name, channel: event.channel, data: event.data, excludedSocketID: event.excludedSocketID,
+                userID: event.senderUserID, dataForm: event.source == .client ? .verbatim : .string
+            )
             delivered += Self.deliver(broadcast, to: groups)
         }
         // Seed compatibility: public channels only; private and presence events never go to all.

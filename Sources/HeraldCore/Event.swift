@@ -27,6 +27,9 @@ public struct Event: Sendable {
     public var excludedSocketID: String?
     /// Where the event came from.
     public var source: EventSource
+    /// For client events on presence channels: the sender's user id (Pusher adds it as
+    /// `user_id` to the relayed message).
+    public var senderUserID: String? = nil
 
     public init(channel: String, name: String, data: ByteBuffer, excludedSocketID: String? = nil, source: EventSource) {
         self.channel = channel
