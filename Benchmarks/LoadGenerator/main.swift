@@ -253,11 +253,19 @@ final class BenchClient: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        buffer.writeBuffer(&incoming)
+        // Parse straight from the read buffer; only a partial frame at the end is kept.
+        if buffer.readableBytes > 0 {
+            buffer.writeBuffer(&incoming)
+            swap(&buffer, &incoming)
+            buffer.clear()
+        }
         if !upgraded {
-            guard let end = buffer.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
-            let head = String(decoding: buffer.readableBytesView[buffer.readerIndex..<end.lowerBound], as: UTF8.self)
-            buffer.moveReaderIndex(to: end.upperBound)
+            guard let end = incoming.readableBytesView.firstRange(of: Array("\r\n\r\n".utf8)) else {
+                buffer.writeBuffer(&incoming)
+                return
+            }
+            let head = String(decoding: incoming.readableBytesView[incoming.readerIndex..<end.lowerBound], as: UTF8.self)
+            incoming.moveReaderIndex(to: end.upperBound)
             guard head.hasPrefix("HTTP/1.1 101") else {
                 ready.fail(ChannelError.inappropriateOperationForState)
                 context.close(promise: nil)
@@ -265,27 +273,31 @@ final class BenchClient: ChannelInboundHandler, @unchecked Sendable {
             }
             upgraded = true
         }
-        // Server frames: unmasked; parse as many as are complete.
-        while buffer.readableBytes >= 2 {
-            let start = buffer.readerIndex
-            guard let b0 = buffer.getInteger(at: start, as: UInt8.self), let b1 = buffer.getInteger(at: start + 1, as: UInt8.self) else { return }
+        // Server frames are unmasked; parse every complete one.
+        while incoming.readableBytes >= 2 {
+            let start = incoming.readerIndex
+            guard let b0 = incoming.getInteger(at: start, as: UInt8.self), let b1 = incoming.getInteger(at: start + 1, as: UInt8.self) else { break }
             var length = Int(b1 & 0x7F)
             var headerLength = 2
             if length == 126 {
-                guard let l = buffer.getInteger(at: start + 2, as: UInt16.self) else { return }
+                guard let l = incoming.getInteger(at: start + 2, as: UInt16.self) else { break }
                 length = Int(l); headerLength = 4
             } else if length == 127 {
-                guard let l = buffer.getInteger(at: start + 2, as: UInt64.self) else { return }
+                guard let l = incoming.getInteger(at: start + 2, as: UInt64.self) else { break }
                 length = Int(l); headerLength = 10
             }
-            guard buffer.readableBytes >= headerLength + length else { return }
+            guard incoming.readableBytes >= headerLength + length else { break }
             let opcode = b0 & 0x0F
-            let payload = buffer.getSlice(at: start + headerLength, length: length) ?? ByteBuffer()
-            buffer.moveReaderIndex(forwardBy: headerLength + length)
-            if opcode == 0x1 { handleText(payload, context: context) }
-            if opcode == 0x8 { context.close(promise: nil) }
+            if opcode == 0x1 {
+                incoming.withUnsafeReadableBytes { raw in
+                    handleText(UnsafeRawBufferPointer(rebasing: raw[headerLength..<(headerLength + length)]), context: context)
+                }
+            } else if opcode == 0x8 {
+                context.close(promise: nil)
+            }
+            incoming.moveReaderIndex(forwardBy: headerLength + length)
         }
-        buffer.discardReadBytes()
+        if incoming.readableBytes > 0 { buffer.writeBuffer(&incoming) }
     }
 
     private func send(_ text: String, context: ChannelHandlerContext) {
@@ -303,27 +315,34 @@ final class BenchClient: ChannelInboundHandler, @unchecked Sendable {
         context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
     }
 
-    private func handleText(_ payload: ByteBuffer, context: ChannelHandlerContext) {
-        guard let first = payload.getInteger(at: payload.readerIndex, as: UInt8.self) else { return }
+    private func handleText(_ payload: UnsafeRawBufferPointer, context: ChannelHandlerContext) {
+        guard let first = payload.first else { return }
         switch first {
         case UInt8(ascii: "0"):
             send("40", context: context)
         case UInt8(ascii: "2"):
             send("3", context: context)
         case UInt8(ascii: "4"):
-            let second = payload.getInteger(at: payload.readerIndex + 1, as: UInt8.self)
+            let second = payload.count > 1 ? payload[1] : 0
             if second == UInt8(ascii: "0") {
                 if let subscribe { send("42[\"subscribe\",{\"channel\":\"\(subscribe)\"}]", context: context) }
                 ready.succeed(())
             } else if second == UInt8(ascii: "2") {
                 stats.received.add(1, ordering: .relaxed)
-                let view = payload.readableBytesView
-                if let r = view.firstRange(of: Array("\"ts\":".utf8)) {
-                    var ts: UInt64 = 0
-                    var i = r.upperBound
-                    while i < view.endIndex, view[i] >= 48, view[i] <= 57 { ts = ts * 10 + UInt64(view[i] - 48); i += 1 }
-                    let now = monotonicNanos()
-                    if now > ts { latencies.append(UInt32(min((now - ts) / 1000, UInt64(UInt32.max)))) }
+                // Find `"ts":` (near the start of the payload) and read the digits after it.
+                var i = 2
+                let end = payload.count
+                while i + 5 <= end {
+                    if payload[i] == UInt8(ascii: "\""), payload[i + 1] == UInt8(ascii: "t"), payload[i + 2] == UInt8(ascii: "s"),
+                       payload[i + 3] == UInt8(ascii: "\""), payload[i + 4] == UInt8(ascii: ":") {
+                        var j = i + 5
+                        var ts: UInt64 = 0
+                        while j < end, payload[j] >= 48, payload[j] <= 57 { ts = ts &* 10 &+ UInt64(payload[j] - 48); j += 1 }
+                        let now = monotonicNanos()
+                        if now > ts { latencies.append(UInt32(min((now - ts) / 1000, UInt64(UInt32.max)))) }
+                        break
+                    }
+                    i += 1
                 }
             }
         default:

@@ -69,6 +69,8 @@ public actor EngineSession: Recipient {
     private var pendingGet: PollResponder?
     private var closed = false
     private var needsFlush = false
+    /// WebSocket frames of the current loop turn, written as one at ``flush()``.
+    private var outbound = OutboundCoalescer()
     /// The Socket.IO socket id once the client joined `/` (what Laravel's `X-Socket-ID` holds).
     private(set) var socketID: String?
     private var channels: Set<String> = []
@@ -192,8 +194,8 @@ public actor EngineSession: Recipient {
         guard !closed, let socketID, socketID != broadcast.excludedSocketID else { return false }
         let wasDirty = needsFlush
         switch transport {
-        case .webSocket(let channel):
-            channel.write(broadcast.webSocketFrame, promise: nil)
+        case .webSocket:
+            outbound.append(broadcast.webSocketFrame)
         case .polling:
             guard queue.count < server.configuration.maxQueuedPackets else {
                 logger.warning("polling client too slow: queue limit reached; closing", metadata: ["herald.queued": "\(queue.count)"])
@@ -212,7 +214,7 @@ public actor EngineSession: Recipient {
         needsFlush = false
         switch transport {
         case .webSocket(let channel):
-            channel.flush()
+            if let bytes = outbound.take() { channel.writeAndFlush(bytes, promise: nil) }
         case .polling:
             flushPolling()
         }
@@ -224,6 +226,8 @@ public actor EngineSession: Recipient {
         guard !closed else { return }
         switch transport {
         case .webSocket(let channel):
+            // Broadcasts gathered earlier in this turn go first, to keep the order.
+            if let pending = outbound.take() { channel.write(pending, promise: nil) }
             channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: packet), promise: nil)
         case .polling:
             queue.append(packet)
@@ -737,6 +741,7 @@ public actor EngineSession: Recipient {
         switch transport {
         case .webSocket(let channel):
             if reason != "transport close" {
+                if let pending = outbound.take() { channel.write(pending, promise: nil) }
                 channel.write(WebSocketFraming.frame(opcode: .text, payload: EngineIOCodec.packet(.close)), promise: nil)
                 channel.writeAndFlush(WebSocketFraming.closeFrame(code: 1000, reason: "")).whenComplete { _ in
                     channel.close(promise: nil)

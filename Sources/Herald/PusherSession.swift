@@ -28,6 +28,8 @@ actor PusherSession: Recipient, WebSocketSession {
     private var presence: [String: PresenceMember] = [:]
     private var closed = false
     private var needsFlush = false
+    /// Frames of the current loop turn, written as one at ``flushDeliveries()``.
+    private var outbound = OutboundCoalescer()
     private var lastActivity = NIODeadline.now()
     private var awaitingPong = false
     private var activityTimer: RepeatedTask?
@@ -112,7 +114,7 @@ actor PusherSession: Recipient, WebSocketSession {
         assumeIsolated { session in
             guard !session.closed, broadcast.pusherFrame.readableBytes > 0,
                   broadcast.excludedSocketID != session.socketID else { return false }
-            session.channel.write(broadcast.pusherFrame, promise: nil)
+            session.outbound.append(broadcast.pusherFrame)
             defer { session.needsFlush = true }
             return !session.needsFlush
         }
@@ -122,7 +124,7 @@ actor PusherSession: Recipient, WebSocketSession {
         assumeIsolated { session in
             guard session.needsFlush else { return }
             session.needsFlush = false
-            session.channel.flush()
+            if let bytes = session.outbound.take() { session.channel.writeAndFlush(bytes, promise: nil) }
         }
     }
 
@@ -142,6 +144,8 @@ actor PusherSession: Recipient, WebSocketSession {
 
     private func write(_ message: ByteBuffer) {
         guard channel.isActive else { return }
+        // Broadcasts gathered earlier in this turn go first, to keep the order.
+        if let pending = outbound.take() { channel.write(pending, promise: nil) }
         channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: message), promise: nil)
     }
 
