@@ -80,8 +80,7 @@ public actor EngineSession: Recipient {
     private var presenceChannels: Set<String> = []
     private let handshake: HandshakeInfo
     /// Client-event rate limit: a token bucket refilled at `clientEventsPerSecond`.
-    private var whisperTokens: Double
-    private var whisperRefilledAt = NIODeadline.now()
+    private var clientEventLimit: TokenBucket
     private var pendingAttachments = 0
     /// Refusals logged in the current one-second window (a hostile client must not flood logs).
     private var refusalWindow = NIODeadline.now()
@@ -94,7 +93,7 @@ public actor EngineSession: Recipient {
 
     init(id: String, version: EngineIOVersion, eventLoop: any EventLoop, transport: Transport, handshake: HandshakeInfo, server: EngineIOServer) {
         self.handshake = handshake
-        self.whisperTokens = Double(server.configuration.clientEventsPerSecond)
+        self.clientEventLimit = TokenBucket(perSecond: server.configuration.clientEventsPerSecond)
         self.id = id
         self.version = version
         self.eventLoop = eventLoop
@@ -672,15 +671,10 @@ public actor EngineSession: Recipient {
             logger.info("client event refused: the sender is not subscribed", metadata: ["herald.channel": "\(channel)"])
             return
         }
-        let rate = Double(server.configuration.clientEventsPerSecond)
-        let now = NIODeadline.now()
-        whisperTokens = min(rate, whisperTokens + Double((now - whisperRefilledAt).nanoseconds) / 1e9 * rate)
-        whisperRefilledAt = now
-        guard whisperTokens >= 1 else {
-            logRefusal("client event refused: rate limit", metadata: ["herald.channel": "\(channel)", "herald.limit_per_second": "\(Int(rate))"])
+        guard clientEventLimit.take() else {
+            logRefusal("client event refused: rate limit", metadata: ["herald.channel": "\(channel)", "herald.limit_per_second": "\(Int(clientEventLimit.rate))"])
             return
         }
-        whisperTokens -= 1
         var data = ByteBuffer()
         (argument["data"] ?? .null).write(into: &data)
         server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client))

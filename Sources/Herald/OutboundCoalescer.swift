@@ -37,3 +37,25 @@ struct OutboundCoalescer {
         return gathered ?? first
     }
 }
+
+/// A token bucket: `rate` tokens a second, at most `rate` banked (client-event limits).
+struct TokenBucket {
+    let rate: Double
+    private var tokens: Double
+    private var refilledAt: NIODeadline
+
+    init(perSecond rate: Int, now: NIODeadline = .now()) {
+        self.rate = Double(rate)
+        self.tokens = Double(rate)
+        self.refilledAt = now
+    }
+
+    /// Takes one token if there is one.
+    mutating func take(now: NIODeadline = .now()) -> Bool {
+        tokens = min(rate, tokens + Double((now - refilledAt).nanoseconds) / 1e9 * rate)
+        refilledAt = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}

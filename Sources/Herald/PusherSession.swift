@@ -33,12 +33,11 @@ actor PusherSession: Recipient, WebSocketSession {
     private var lastActivity = NIODeadline.now()
     private var awaitingPong = false
     private var activityTimer: RepeatedTask?
-    private var whisperTokens: Double = 10
-    private var whisperRefilledAt = NIODeadline.now()
+    private var clientEventLimit = TokenBucket(perSecond: PusherSession.clientEventsPerSecond)
     private var logger: Logger
 
     /// Client events per second per connection (Pusher's limit).
-    static let clientEventsPerSecond = 10.0
+    static let clientEventsPerSecond = 10
 
     init(channel: any Channel, app: PusherApp?, requestedKey: String, protocolVersion: String?, server: EngineIOServer) {
         self.channel = channel
@@ -86,7 +85,6 @@ actor PusherSession: Recipient, WebSocketSession {
             close(code: .overConnectionQuota, message: "Application is over connection quota")
             return
         }
-        whisperTokens = Self.clientEventsPerSecond
         server.registry.connect(self)
         write(PusherMessage.connectionEstablished(socketID: socketID, activityTimeout: app.activityTimeout))
         let interval = TimeAmount.seconds(Int64(max(1, app.activityTimeout)))
@@ -302,14 +300,10 @@ actor PusherSession: Recipient, WebSocketSession {
             sendError(code: 4301, message: "Client event rejected: payload over \(app.maxEventPayloadBytes) bytes", channel: channel)
             return
         }
-        let now = NIODeadline.now()
-        whisperTokens = min(Self.clientEventsPerSecond, whisperTokens + Double((now - whisperRefilledAt).nanoseconds) / 1e9 * Self.clientEventsPerSecond)
-        whisperRefilledAt = now
-        guard whisperTokens >= 1 else {
+        guard clientEventLimit.take() else {
             sendError(code: 4301, message: "Client event rejected: rate limit (10 per second)", channel: channel)
             return
         }
-        whisperTokens -= 1
         var event = Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client)
         event.senderUserID = presence[channel]?.key
         server.router.publish(event)

@@ -61,24 +61,43 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Appends `string` as a JSON string literal (quotes and escapes included).
     public static func writeQuoted(_ string: String, into buffer: inout ByteBuffer) {
+        var string = string
+        string.withUTF8 { writeQuoted(utf8: $0, into: &buffer) }
+    }
+
+    /// Appends UTF-8 text as one JSON string literal: quotes, backslashes and control bytes are
+    /// escaped; every other byte is copied in runs (how a raw JSON payload becomes the string
+    /// Pusher clients expect).
+    public static func writeQuoted<Bytes: Collection<UInt8>>(utf8 bytes: Bytes, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        for byte in string.utf8 {
+        var runStart = bytes.startIndex
+        var i = bytes.startIndex
+        while i != bytes.endIndex {
+            let byte = bytes[i]
+            if byte >= 0x20, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
+                bytes.formIndex(after: &i)
+                continue
+            }
+            if runStart != i { buffer.writeBytes(bytes[runStart..<i]) }
             switch byte {
             case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
             case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
             case 0x0A: buffer.writeStaticString("\\n")
             case 0x0D: buffer.writeStaticString("\\r")
             case 0x09: buffer.writeStaticString("\\t")
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+            default:
                 buffer.writeStaticString("\\u00")
-                buffer.writeInteger(hex[Int(byte >> 4)])
-                buffer.writeInteger(hex[Int(byte & 0xF)])
-            default: buffer.writeInteger(byte)
+                buffer.writeInteger(hexDigits[Int(byte >> 4)])
+                buffer.writeInteger(hexDigits[Int(byte & 0xF)])
             }
+            bytes.formIndex(after: &i)
+            runStart = i
         }
+        if runStart != i { buffer.writeBytes(bytes[runStart..<i]) }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 /// One member of a JSON object.

@@ -544,36 +544,7 @@ enum PusherJSON {
     /// Appends `raw` (UTF-8 text, typically JSON) as one JSON string literal: quotes,
     /// backslashes and control bytes are escaped, every other byte is copied.
     static func writeStringLiteral(escaping raw: ByteBuffer, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        let view = raw.readableBytesView
-        var runStart = view.startIndex
-        var i = view.startIndex
-        func flush(_ end: Int, _ buffer: inout ByteBuffer) {
-            if end > runStart { buffer.writeBytes(view[runStart..<end]) }
-        }
-        while i < view.endIndex {
-            let byte = view[i]
-            if byte >= 0x20, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") {
-                i += 1
-                continue
-            }
-            flush(i, &buffer)
-            switch byte {
-            case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-            case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-            case 0x0A: buffer.writeStaticString("\\n")
-            case 0x0D: buffer.writeStaticString("\\r")
-            case 0x09: buffer.writeStaticString("\\t")
-            default:
-                buffer.writeStaticString("\\u00")
-                buffer.writeInteger(hexDigits[Int(byte >> 4)])
-                buffer.writeInteger(hexDigits[Int(byte & 0xF)])
-            }
-            i += 1
-            runStart = i
-        }
-        flush(i, &buffer)
-        buffer.writeInteger(UInt8(ascii: "\""))
+        JSONValue.writeQuoted(utf8: raw.readableBytesView, into: &buffer)
     }
 
     /// Lowercase hex digits.
