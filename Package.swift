@@ -20,6 +20,8 @@ let package = Package(
         .executable(name: "herald-load", targets: ["herald-load"]),
         .executable(name: "CustomPlugin", targets: ["CustomPlugin"]),
         .library(name: "HeraldFilter", targets: ["HeraldFilter"]),
+        .library(name: "HeraldRewrite", targets: ["HeraldRewrite"]),
+        .library(name: "HeraldEnrich", targets: ["HeraldEnrich"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -116,6 +118,25 @@ let package = Package(
             path: "Plugins/HeraldFilter",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HeraldRewrite",
+            dependencies: [
+                "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Plugins/HeraldRewrite",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "HeraldEnrich",
+            dependencies: [
+                "HeraldCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Plugins/HeraldEnrich",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "herald",
             dependencies: [
@@ -171,6 +192,29 @@ let package = Package(
             .testTarget(
             name: "HeraldFilterTests",
             dependencies: [
+                "HeraldFilter",
+                "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HeraldRewriteTests",
+            dependencies: [
+                "HeraldRewrite",
+                "HeraldFilter",
+                "HeraldCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HeraldEnrichTests",
+            dependencies: [
+                "HeraldEnrich",
+                "HeraldRewrite",
                 "HeraldFilter",
                 "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),

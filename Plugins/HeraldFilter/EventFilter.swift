@@ -39,31 +39,3 @@ public struct EventFilter: EventPlugin {
         return .pass(event)
     }
 }
-
-/// Glob matching with `*` and `?`, linear in practice (the classic backtracking-on-star walk).
-public enum Glob {
-    public static func matches(_ text: String, pattern: String) -> Bool {
-        let t = Array(text.unicodeScalars)
-        let p = Array(pattern.unicodeScalars)
-        var ti = 0, pi = 0
-        var star = -1, mark = 0
-        while ti < t.count {
-            if pi < p.count, p[pi] == "?" || p[pi] == t[ti] {
-                ti += 1
-                pi += 1
-            } else if pi < p.count, p[pi] == "*" {
-                star = pi
-                mark = ti
-                pi += 1
-            } else if star >= 0 {
-                pi = star + 1
-                mark += 1
-                ti = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.count, p[pi] == "*" { pi += 1 }
-        return pi == p.count
-    }
-}
