@@ -137,3 +137,76 @@ struct RelayIntegrationTests {
         }
     }
 }
+
+/// The seed's event, modelled in Swift.
+struct WechatLoginedEvent: BroadcastEvent {
+    let token: String
+    let channel: String
+    var broadcastOn: [BroadcastChannel] { [.public(channel)] }
+    var broadcastWith: JSONValue {
+        .object([JSONMember(key: "token", value: .string(token)), JSONMember(key: "channel", value: .string(channel))])
+    }
+}
+
+struct OrderShipped: BroadcastEvent {
+    let id: Int
+    var broadcastOn: [BroadcastChannel] { [.private("orders.\(id)"), .presence("staff")] }
+    var broadcastAs: String { "order.shipped" }
+    var broadcastWith: JSONValue { .object([JSONMember(key: "id", value: .number(String(id)))]) }
+}
+
+@Suite("Broadcast model", .serialized)
+struct BroadcastModelTests {
+    @Test("Channel names and the default event name follow Laravel")
+    func namesFollowLaravel() {
+        let events = OrderShipped(id: 7).events(excludingSocketID: "abc")
+        #expect(events.map(\.channel) == ["private-orders.7", "presence-staff"])
+        #expect(events.allSatisfy { $0.name == "order.shipped" && $0.excludedSocketID == "abc" && String(buffer: $0.data) == #"{"id":7}"# })
+        #expect(WechatLoginedEvent(token: "t", channel: "qr.1").broadcastAs == "WechatLoginedEvent")
+    }
+
+    @Test("RedisBroadcaster publishes Laravel's wire format, which a Relay ingests and delivers")
+    func redisBroadcasterFeedsARelay() async throws {
+        try await withRedisServer { server in
+            let redis = RedisConfiguration(host: "127.0.0.1", port: server.port, connectTimeout: .seconds(2),
+                                           reconnectBaseDelay: .milliseconds(20), reconnectMaxDelay: .milliseconds(200))
+            // The exact bytes on the wire, as a Laravel subscriber (or laravel-echo-server) sees them.
+            let probe = RedisSubscriber(configuration: redis, patterns: ["app_*"], logger: quietLogger)
+            let probing = Task { try await probe.run() }
+            #expect(await eventually { probe.isSubscribed })
+            let connection = try await RedisConnection.connect(configuration: redis, logger: quietLogger)
+            let broadcaster = RedisBroadcaster(connection: connection, keyPrefix: "app_")
+            #expect(try await broadcaster.broadcast(WechatLoginedEvent(token: "t1", channel: "qr.42"), excludingSocketID: "s1") == 1)
+            var iterator = probe.messages.makeAsyncIterator()
+            let message = try #require(await iterator.next())
+            #expect(message.channel == "app_qr.42")
+            #expect(String(buffer: message.payload) == #"{"event":"WechatLoginedEvent","data":{"token":"t1","channel":"qr.42"},"socket":"s1"}"#)
+            probing.cancel()
+
+            // A relay with the same prefix delivers it to a subscribed polling client.
+            let relay = Relay(configuration: HeraldConfiguration(host: "127.0.0.1", port: 0, redis: redis, keyPrefix: "app_"), logger: quietLogger)
+            let running = Task { try await relay.run() }
+            #expect(await eventually { relay.boundAddress != nil && relay.isReady })
+            let port = try #require(relay.boundAddress?.port)
+            let open = try await HTTPClient.request(.GET, port: port, uri: "/socket.io/?EIO=4&transport=polling")
+            let sid = try #require(try JSONReader.parse(String(open.body.dropFirst()))["sid"]?.stringValue)
+            let session = "/socket.io/?EIO=4&transport=polling&sid=\(sid)"
+            _ = try await HTTPClient.request(.POST, port: port, uri: session, body: "40")
+            _ = try await HTTPClient.request(.GET, port: port, uri: session)
+            _ = try await HTTPClient.request(.POST, port: port, uri: session, body: #"42["subscribe",{"channel":"qr.42"}]"#)
+            #expect(await eventually { relay.registry.subscriberCount("qr.42") == 1 })
+            #expect(try await broadcaster.broadcast(WechatLoginedEvent(token: "t2", channel: "qr.42")) >= 1)
+            let fromRedis = try await HTTPClient.request(.GET, port: port, uri: session)
+            #expect(fromRedis.body == #"42["WechatLoginedEvent","qr.42",{"token":"t2","channel":"qr.42"}]"#)
+
+            // In-process, the same model takes the same path.
+            #expect(relay.broadcast(WechatLoginedEvent(token: "t3", channel: "qr.42")))
+            let local = try await HTTPClient.request(.GET, port: port, uri: session)
+            #expect(local.body == #"42["WechatLoginedEvent","qr.42",{"token":"t3","channel":"qr.42"}]"#)
+
+            await connection.close()
+            running.cancel()
+            _ = await running.result
+        }
+    }
+}
