@@ -32,9 +32,12 @@ enum HTTPClient {
                 head.headers.add(name: "Content-Type", value: "text/plain;charset=UTF-8")
                 head.headers.add(name: "Content-Length", value: "\(body.utf8.count)")
             }
-            try await outbound.write(.head(head))
-            if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body)))) }
-            try await outbound.write(.end(nil))
+            // One write for the whole request: the server may answer and close (Connection:
+            // close) before a separate `.end` write would run, which then fails on a closed channel.
+            var parts: [HTTPClientRequestPart] = [.head(head)]
+            if let body { parts.append(.body(.byteBuffer(ByteBuffer(string: body)))) }
+            parts.append(.end(nil))
+            try await outbound.write(contentsOf: parts)
             var status = HTTPResponseStatus.imATeapot
             var headers = HTTPHeaders()
             var collected = ByteBuffer()
