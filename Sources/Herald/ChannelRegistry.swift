@@ -46,6 +46,9 @@ public final class ChannelRegistry: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Sends `pusher_internal:subscription_count` for non-presence channels whose membership
+    /// changes, once an opted-in Pusher app connected.
+    let subscriptionCounts = SubscriptionCountNotifier()
 
     public init() {}
 
@@ -112,33 +115,41 @@ public final class ChannelRegistry: Sendable {
     }
 
     func disconnect(_ session: any Recipient, channels: some Sequence<String>) {
-        state.withLock { state in
+        let counting = subscriptionCounts.isEnabled
+        let left: [String] = state.withLock { state in
             if Self.remove(session, from: &state.everyone) { state.sessionCount -= 1 }
+            var left: [String] = []
             for channel in channels {
                 guard var groups = state.channels[channel] else { continue }
-                Self.remove(session, from: &groups)
+                if Self.remove(session, from: &groups), counting { left.append(channel) }
                 state.channels[channel] = groups.isEmpty ? nil : groups
             }
+            return left
         }
+        for channel in left { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
     }
 
     /// Adds `session` to `channel`; returns false if it was already there.
     @discardableResult
     func subscribe(_ session: any Recipient, to channel: String) -> Bool {
-        state.withLock { state in
+        let inserted = state.withLock { state in
             Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
         }
+        if inserted { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
+        return inserted
     }
 
     /// Removes `session` from `channel`; returns false if it was not there.
     @discardableResult
     func unsubscribe(_ session: any Recipient, from channel: String) -> Bool {
-        state.withLock { state in
+        let removed = state.withLock { state in
             guard var groups = state.channels[channel] else { return false }
             let removed = Self.remove(session, from: &groups)
             state.channels[channel] = groups.isEmpty ? nil : groups
             return removed
         }
+        if removed { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
+        return removed
     }
 
     /// The members of `channel` grouped by event loop (a copy-on-write snapshot).

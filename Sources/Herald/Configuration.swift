@@ -197,6 +197,13 @@ public struct PusherApp: Sendable, Hashable {
     public var clientEventsEnabled: Bool
     /// Origins allowed to connect; empty allows any.
     public var allowedOrigins: [String]
+    /// How long the last event of a cache channel is handed to new subscribers, in seconds
+    /// (Soketi: 3600); 0 or less: always `pusher:cache_miss`.
+    public var cacheTTL: Int
+    /// Whether this app's connections get `pusher_internal:subscription_count` when a
+    /// (non-presence) channel's subscriber count changes, at most one per channel per 100 ms.
+    /// Off by default, as on hosted Pusher.
+    public var subscriptionCountEvents: Bool
 
     public init(
         id: String,
@@ -210,7 +217,9 @@ public struct PusherApp: Sendable, Hashable {
         maxPresenceMembers: Int = 100,
         maxPresenceMemberBytes: Int = 2_048,
         clientEventsEnabled: Bool = true,
-        allowedOrigins: [String] = []
+        allowedOrigins: [String] = [],
+        cacheTTL: Int = 3_600,
+        subscriptionCountEvents: Bool = false
     ) {
         self.id = id
         self.key = key
@@ -224,5 +233,7 @@ public struct PusherApp: Sendable, Hashable {
         self.maxPresenceMemberBytes = maxPresenceMemberBytes
         self.clientEventsEnabled = clientEventsEnabled
         self.allowedOrigins = allowedOrigins
+        self.cacheTTL = cacheTTL
+        self.subscriptionCountEvents = subscriptionCountEvents
     }
 }

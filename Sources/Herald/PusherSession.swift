@@ -86,6 +86,7 @@ actor PusherSession: Recipient, WebSocketSession {
             return
         }
         server.registry.connect(self)
+        if app.subscriptionCountEvents { server.registry.subscriptionCounts.enable() }
         write(PusherMessage.connectionEstablished(socketID: socketID, activityTimeout: app.activityTimeout))
         let interval = TimeAmount.seconds(Int64(max(1, app.activityTimeout)))
         activityTimer = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
@@ -116,6 +117,13 @@ actor PusherSession: Recipient, WebSocketSession {
             defer { session.needsFlush = true }
             return !session.needsFlush
         }
+    }
+
+    /// Queues a `pusher_internal:subscription_count` broadcast when this connection's app opted
+    /// in to them; returns whether the connection became dirty. Called on ``eventLoop``.
+    nonisolated func deliverSubscriptionCount(_ broadcast: EncodedBroadcast) -> Bool {
+        guard app?.subscriptionCountEvents == true else { return false }
+        return deliver(broadcast)
     }
 
     nonisolated func flushDeliveries() {
@@ -246,6 +254,11 @@ actor PusherSession: Recipient, WebSocketSession {
             join(name, member: member)
         case .serverToUser, .reserved:
             subscriptionError(name, status: 4009, type: "AuthError", error: "This channel is not available on this server")
+            return
+        }
+        if parsed.isCache {
+            // Right after subscription_succeeded: the channel's last event, or pusher:cache_miss.
+            write(server.router.channelCache.subscriberMessage(channel: name, ttl: .seconds(Int64(app.cacheTTL))))
         }
     }
 

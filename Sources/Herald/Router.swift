@@ -57,6 +57,8 @@ public actor Router {
     private let stream: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private let counters = Counters()
+    /// The last event of every Pusher cache channel, written here once per event (D.6).
+    nonisolated let channelCache: PusherChannelCache
 
     final class Counters: Sendable {
         let eventsIn = Atomic<Int>(0)
@@ -66,8 +68,10 @@ public actor Router {
 
     /// - Parameters:
     ///   - queueSize: events that may wait for routing before new ones are dropped (and counted).
-    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, logger: Logger) {
+    ///   - cachedChannels: most Pusher cache channels whose last event is kept (oldest evicted).
+    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, logger: Logger) {
         self.registry = registry
+        self.channelCache = PusherChannelCache(capacity: cachedChannels)
         self.plugins = plugins
         self.emitToAll = emitToAll
         self.logger = logger
@@ -136,11 +140,16 @@ public actor Router {
     private func route(_ event: Event) {
         let kind = event.channelKind
         var delivered = 0
+        let dataForm: PusherMessage.DataForm = event.source == .client ? .verbatim : .string
+        // Cache channels remember their last event (one store per event, before fan-out).
+        if PusherChannelName.isCacheChannel(event.channel) {
+            channelCache.store(channel: event.channel, name: event.name, data: event.data, dataForm: dataForm)
+        }
         if let groups = registry.groups(for: event.channel) {
             // Client events reach Pusher clients as sent (D.8), with the sender's presence id.
             let broadcast = EncodedBroadcast(
                 channelEvent: event.name, channel: event.channel, data: event.data, excludedSocketID: event.excludedSocketID,
-                userID: event.senderUserID, dataForm: event.source == .client ? .verbatim : .string
+                userID: event.senderUserID, dataForm: dataForm
             )
             delivered += Self.deliver(broadcast, to: groups)
         }

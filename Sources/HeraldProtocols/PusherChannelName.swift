@@ -81,6 +81,18 @@ public struct PusherChannelName: Sendable, Hashable, CustomStringConvertible {
     /// The kind of `name` by prefix alone (no validation).
     public static func kind(of name: String) -> Kind { classify(name).kind }
 
+    /// Whether `name` is a cache channel (`cache-`, `private-cache-`, `private-encrypted-cache-`,
+    /// `presence-cache-`), by prefix alone (no validation). Cheap enough for every event: names
+    /// not starting with `c` or `p` are answered from their first byte.
+    public static func isCacheChannel(_ name: String) -> Bool {
+        switch name.utf8.first {
+        case UInt8(ascii: "c"): name.hasPrefix("cache-")
+        case UInt8(ascii: "p"):
+            name.hasPrefix("private-cache-") || name.hasPrefix("presence-cache-") || name.hasPrefix("private-encrypted-cache-")
+        default: false
+        }
+    }
+
     /// Whether subscribing needs a signature (`auth`).
     public var requiresAuthorization: Bool {
         switch kind {

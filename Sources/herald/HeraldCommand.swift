@@ -117,6 +117,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Pusher app secret. [env: HERALD_APP_SECRET, PUSHER_APP_SECRET, REVERB_APP_SECRET]")
     var appSecret: String?
 
+    @Flag(help: "Send pusher_internal:subscription_count to the Pusher app's subscribers when a non-presence channel's subscriber count changes (at most one per channel per 100 ms). [env: HERALD_SUBSCRIPTION_COUNT=true]")
+    var subscriptionCount = false
+
+    @Option(help: "Seconds the last event of a Pusher cache channel (cache-*, private-cache-*, …) is kept for new subscribers. [env: HERALD_CACHE_TTL] (default: 3600)")
+    var cacheTtl: Int?
+
     /// The first of `HERALD_<name>`, `PUSHER_<name>`, `REVERB_<name>` that is set (the names a
     /// Laravel `.env` already has).
     static func pusherEnvironment(_ name: String) -> String? {
@@ -219,6 +225,17 @@ struct Serve: AsyncParsableCommand {
             config.pusherApps = [PusherApp(id: id, key: key, secret: secret)]
         default:
             throw ValidationError("a Pusher app needs all three of --app-id, --app-key and --app-secret (or PUSHER_APP_ID/KEY/SECRET)")
+        }
+        let countEvents = subscriptionCount || Self.isTrue(environment("SUBSCRIPTION_COUNT"))
+        let ttl = try cacheTtl ?? environment("CACHE_TTL").map { try Self.integer($0, "HERALD_CACHE_TTL") }
+        if let ttl, ttl < 0 { throw ValidationError("cache TTL must be 0 or more seconds") }
+        if config.pusherApps.isEmpty {
+            if countEvents { warnings.append("--subscription-count has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
+            if ttl != nil { warnings.append("--cache-ttl has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
+        }
+        for index in config.pusherApps.indices {
+            if countEvents { config.pusherApps[index].subscriptionCountEvents = true }
+            if let ttl { config.pusherApps[index].cacheTTL = ttl }
         }
         return (config, warnings, devMode)
     }

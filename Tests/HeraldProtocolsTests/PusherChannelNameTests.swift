@@ -24,6 +24,10 @@ struct PusherChannelNameTests {
             #expect(channel.kind == kind, "\(name)")
             #expect(channel.isCache == cache, "\(name)")
             #expect(PusherChannelName.kind(of: name) == kind)
+            #expect(PusherChannelName.isCacheChannel(name) == cache, "\(name)")
+        }
+        for name in ["", "cache", "cache_x", "pcache-x", "private-encrypted-x", "presence-cachex", "#cache-x", "Cache-x"] {
+            #expect(!PusherChannelName.isCacheChannel(name), "\(name)")
         }
         #expect(try PusherChannelName("#server-to-user-12345").serverToUserID == "12345")
         #expect(try PusherChannelName("orders").serverToUserID == nil)
