@@ -1,4 +1,5 @@
 import HeraldCore
+import HeraldProtocols
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -129,7 +130,7 @@ final class EchoHTTPAPI: Sendable {
             given = EngineIOServer.query(head.uri)["auth_key"]
         }
         guard let given, !given.isEmpty, let key = clients[appID] else { return false }
-        return Self.constantTimeEqual(Array(given.utf8), Array(key.utf8))
+        return PusherSignature.constantTimeEquals(given.utf8, key.utf8)
     }
 
     // MARK: endpoints
@@ -276,12 +277,6 @@ final class EchoHTTPAPI: Sendable {
         case .number(let n): return Double(n).map { $0 != 0 && !$0.isNaN } ?? true
         case .array, .object: return true
         }
-    }
-
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for i in 0..<min(a.count, b.count) { difference |= a[i] ^ b[i] }
-        return difference == 0
     }
 
     /// Percent-decodes a path segment (`+` stays a plus, unlike in a query).

@@ -63,37 +63,17 @@ final class EngineIOServer: Sendable {
 
     // MARK: Request checks
 
-    /// Query parameters of a request URI.
+    /// Query parameters of a request URI (percent- and `+`-decoded; a repeated key keeps its
+    /// last value).
     static func query(_ uri: String) -> [String: String] {
         guard let q = uri.firstIndex(of: "?") else { return [:] }
         var result: [String: String] = [:]
-        for pair in uri[uri.index(after: q)...].split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let key = String(parts[0])
-            result[key] = parts.count > 1 ? percentDecode(String(parts[1])) : ""
-        }
+        for (name, value) in PusherHTTPAPI.parseQuery(uri[uri.index(after: q)...]) { result[name] = value }
         return result
     }
 
     static func path(_ uri: String) -> Substring {
         uri.firstIndex(of: "?").map { uri[..<$0] } ?? Substring(uri)
-    }
-
-    private static func percentDecode(_ text: String) -> String {
-        guard text.contains("%") || text.contains("+") else { return text }
-        var bytes: [UInt8] = []
-        var iterator = Array(text.utf8).makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "+") {
-                bytes.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), let h = iterator.next(), let l = iterator.next(),
-                      let value = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) {
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Whether `path` is the Socket.IO endpoint (with or without the trailing slash).
