@@ -34,6 +34,11 @@ public struct HeraldConfiguration: Sendable {
     public var maxPacketsPerPoll: Int
     /// Most bytes or packets queued for a polling client before it is disconnected as too slow.
     public var maxQueuedPackets: Int
+    /// Most bytes a WebSocket connection may have waiting to be sent. A client that falls that
+    /// far behind (it stopped reading) is disconnected as a slow consumer, so it cannot hold
+    /// memory or delay anyone else: Socket.IO connections are closed with 1013, Pusher ones get
+    /// `pusher:error` 4100 (reconnect after a backoff).
+    public var maxOutboundBytes: Int = 1 << 20
     /// How private and presence subscriptions are authorized; `nil` refuses them all (403).
     public var authorization: AuthorizationConfiguration?
     /// Most channels one connection may be subscribed to at once.

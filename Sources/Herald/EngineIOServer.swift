@@ -14,6 +14,12 @@ final class EngineIOServer: Sendable {
     let authorizer: ChannelAuthorizer?
     let logger: Logger
     private let sessions = Mutex<[String: EngineSession]>([:])
+    private let slowConsumers = Atomic<Int>(0)
+
+    /// Connections closed because they stopped reading.
+    var slowConsumerDisconnects: Int { slowConsumers.load(ordering: .relaxed) }
+
+    func countSlowConsumer() { slowConsumers.add(1, ordering: .relaxed) }
     private let sockets = Mutex<[String: EngineSession]>([:])
 
     init(configuration: HeraldConfiguration, registry: ChannelRegistry, router: Router, authorizer: ChannelAuthorizer?, logger: Logger) {

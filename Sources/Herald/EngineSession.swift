@@ -214,6 +214,7 @@ public actor EngineSession: Recipient {
         switch transport {
         case .webSocket(let channel):
             if let bytes = outbound.take() { channel.writeAndFlush(bytes, promise: nil) }
+            if !channel.isWritable { disconnectSlowConsumer(channel) }
         case .polling:
             flushPolling()
         }
@@ -715,9 +716,22 @@ public actor EngineSession: Recipient {
 
     // MARK: Closing
 
+    /// The client stopped reading: more than `maxOutboundBytes` wait for it. Close now (what is
+    /// queued is dropped; a close handshake would wait behind it) so it holds no memory and
+    /// delays no one else.
+    private func disconnectSlowConsumer(_ channel: any Channel) {
+        logger.warning("slow consumer: outbound buffer over the limit; disconnecting", metadata: [
+            "herald.limit_bytes": "\(server.configuration.maxOutboundBytes)",
+        ])
+        server.countSlowConsumer()
+        close(reason: "slow consumer", notifyClient: false)
+        channel.writeAndFlush(WebSocketFraming.closeFrame(code: 1013, reason: "slow consumer"), promise: nil)
+        channel.close(promise: nil)
+    }
+
     /// Closes the session: leaves every channel, tells the client when it can still hear it,
     /// and releases the transport.
-    func close(reason: String) {
+    func close(reason: String, notifyClient: Bool = true) {
         guard !closed else { return }
         closed = true
         pingTimer?.cancel()
@@ -734,7 +748,7 @@ public actor EngineSession: Recipient {
         if case .probing(let probe, _) = upgrade { probe.close(promise: nil) }
         switch transport {
         case .webSocket(let channel):
-            if reason != "transport close" {
+            if notifyClient && reason != "transport close" {
                 if let pending = outbound.take() { channel.write(pending, promise: nil) }
                 channel.write(WebSocketFraming.frame(opcode: .text, payload: EngineIOCodec.packet(.close)), promise: nil)
                 channel.writeAndFlush(WebSocketFraming.closeFrame(code: 1000, reason: "")).whenComplete { _ in

@@ -131,6 +131,7 @@ actor PusherSession: Recipient, WebSocketSession {
             guard session.needsFlush else { return }
             session.needsFlush = false
             if let bytes = session.outbound.take() { session.channel.writeAndFlush(bytes, promise: nil) }
+            if !session.channel.isWritable { session.disconnectSlowConsumer() }
         }
     }
 
@@ -340,6 +341,21 @@ actor PusherSession: Recipient, WebSocketSession {
         channel.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(code.rawValue), reason: message)).whenComplete { _ in
             channel.close(promise: nil)
         }
+    }
+
+    /// The client stopped reading (more than `maxOutboundBytes` wait): 4100, closed at once —
+    /// a close handshake would wait behind the queued bytes.
+    private func disconnectSlowConsumer() {
+        guard !closed else { return }
+        logger.warning("slow consumer: outbound buffer over the limit; disconnecting", metadata: [
+            "herald.limit_bytes": "\(server.configuration.maxOutboundBytes)",
+        ])
+        server.countSlowConsumer()
+        closed = true
+        cleanUp()
+        channel.write(WebSocketFraming.frame(opcode: .text, payload: PusherMessage.error(code: PusherErrorCode.overCapacity.rawValue, message: "Slow consumer: too much data waiting")), promise: nil)
+        channel.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(PusherErrorCode.overCapacity.rawValue), reason: "slow consumer"), promise: nil)
+        channel.close(promise: nil)
     }
 
     private func cleanUp() {

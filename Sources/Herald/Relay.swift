@@ -76,6 +76,9 @@ public final class Relay: Service, Sendable {
     /// Redis subscription is confirmed when Redis is configured.
     public var isReady: Bool { subscriber?.isSubscribed ?? true }
 
+    /// WebSocket connections closed because they stopped reading (see `maxOutboundBytes`).
+    public var slowConsumerDisconnects: Int { engine.slowConsumerDisconnects }
+
     /// Redis messages dropped because they were not Laravel broadcasts.
     public var droppedRedisMessages: Int { ingestDrops.load(ordering: .relaxed) }
 
@@ -88,6 +91,11 @@ public final class Relay: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Above the high mark a WebSocket connection counts as a slow consumer (see
+            // `maxOutboundBytes`); the sessions check writability at every flush.
+            .childChannelOption(.writeBufferWaterMark, value: .init(
+                low: max(1, configuration.maxOutboundBytes / 2), high: max(2, configuration.maxOutboundBytes)
+            ))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPPipeline.configure(channel: channel, engine: engine, endpoints: endpoints)

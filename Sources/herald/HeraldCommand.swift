@@ -108,6 +108,9 @@ struct Serve: AsyncParsableCommand {
 
     /// The configuration, the warnings to log, and laravel-echo-server's devMode.
     /// Precedence: flags > HERALD_* > LARAVEL_ECHO_SERVER_* > the --config file > defaults.
+    @Option(help: "Most bytes a WebSocket connection may have waiting before it is disconnected as a slow consumer. [env: HERALD_MAX_OUTBOUND_BYTES] (default: 1048576)")
+    var maxOutboundBytes: Int?
+
     @Option(help: "Pusher app id: serve the Pusher protocol at /app/<key> and its signed HTTP API at /apps/<id>/. [env: HERALD_APP_ID, PUSHER_APP_ID, REVERB_APP_ID]")
     var appId: String?
 
@@ -214,6 +217,10 @@ struct Serve: AsyncParsableCommand {
         if let max = try maxChannels ?? environment("MAX_CHANNELS").map({ try Self.integer($0, "HERALD_MAX_CHANNELS") }) {
             guard max >= 1 else { throw ValidationError("max channels must be at least 1") }
             config.maxChannelsPerConnection = max
+        }
+        if let bytes = try maxOutboundBytes ?? environment("MAX_OUTBOUND_BYTES").map({ try Self.integer($0, "HERALD_MAX_OUTBOUND_BYTES") }) {
+            guard bytes >= 4096 else { throw ValidationError("max outbound bytes must be at least 4096") }
+            config.maxOutboundBytes = bytes
         }
         let id = appId ?? Self.pusherEnvironment("APP_ID")
         let key = appKey ?? Self.pusherEnvironment("APP_KEY")
