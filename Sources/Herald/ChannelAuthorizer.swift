@@ -35,6 +35,8 @@ final class ChannelAuthorizer: Sendable {
     private let client: HTTPClient
     private let logger: Logger
     private let limiter = Mutex(Limiter())
+    /// `herald_auth_requests_total{result}` and `herald_auth_duration_seconds`.
+    private let metrics: HeraldMetrics
 
     private struct Limiter {
         var inFlight = 0
@@ -45,8 +47,9 @@ final class ChannelAuthorizer: Sendable {
     /// Largest auth response body read.
     static let maxResponseBytes = 64 * 1024
 
-    init(configuration: AuthorizationConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    init(configuration: AuthorizationConfiguration, eventLoopGroup: any EventLoopGroup, metrics: HeraldMetrics = .disabled, logger: Logger) {
         self.configuration = configuration
+        self.metrics = metrics
         self.logger = logger
         var tls = TLSConfiguration.makeClientConfiguration()
         if !configuration.verifyCertificates { tls.certificateVerification = .none }
@@ -92,12 +95,16 @@ final class ChannelAuthorizer: Sendable {
     func authorize(_ request: AuthorizationRequest, on eventLoop: any EventLoop) -> EventLoopFuture<AuthorizationResult> {
         let promise = eventLoop.makePromise(of: AuthorizationResult.self)
         let start: @Sendable () -> Void = { [self] in
+            let started = NIODeadline.now()
             self.perform(request, on: eventLoop).whenComplete { result in
                 self.release()
+                let value: AuthorizationResult
                 switch result {
-                case .success(let value): promise.succeed(value)
-                case .failure(let error): promise.succeed(.refused(status: 0, reason: "\(error)"))
+                case .success(let result): value = result
+                case .failure(let error): value = .refused(status: 0, reason: "\(error)")
                 }
+                self.record(value, since: started)
+                promise.succeed(value)
             }
         }
         enum Admission { case now, queued, full }
@@ -115,9 +122,21 @@ final class ChannelAuthorizer: Sendable {
         case .queued: break
         case .full:
             logger.warning("auth call refused: too many waiting", metadata: ["herald.channel": "\(request.channel)"])
+            metrics.authOverloaded.increment()
             promise.succeed(.refused(status: 503, reason: "too many auth calls waiting"))
         }
         return promise.futureResult
+    }
+
+    /// Counts one answered auth call by result (`allowed`, `refused` by the app, `error` when
+    /// it could not be reached or timed out) and records how long it took.
+    private func record(_ result: AuthorizationResult, since started: NIODeadline) {
+        metrics.authDuration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+        switch result {
+        case .allowed: metrics.authAllowed.increment()
+        case .refused(status: 0, _): metrics.authError.increment()
+        case .refused: metrics.authRefused.increment()
+        }
     }
 
     private func release() {

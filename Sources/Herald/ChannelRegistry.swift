@@ -49,8 +49,12 @@ public final class ChannelRegistry: Sendable {
     /// Sends `pusher_internal:subscription_count` for non-presence channels whose membership
     /// changes, once an opted-in Pusher app connected.
     let subscriptionCounts = SubscriptionCountNotifier()
+    /// Connections by protocol and subscriptions (counted on membership changes, not reads).
+    let metrics: HeraldMetrics
 
-    public init() {}
+    public convenience init() { self.init(metrics: .disabled) }
+
+    init(metrics: HeraldMetrics) { self.metrics = metrics }
 
     /// Number of connected sessions.
     public var sessionCount: Int { state.withLock { $0.sessionCount } }
@@ -85,47 +89,62 @@ public final class ChannelRegistry: Sendable {
         channel: String,
         member: PresenceMember
     ) -> (first: Bool, members: [(member: PresenceMember, socketID: String)], audience: Groups?) {
-        state.withLock { state in
+        let (inserted, result) = state.withLock { state in
             let audience = state.channels[channel]
-            Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
+            let inserted = Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
             let first = state.presence[channel, default: PresenceChannel()].join(member, session: ObjectIdentifier(session), socketID: socketID)
-            return (first, state.presence[channel]?.members ?? [], audience)
+            return (inserted, (first, state.presence[channel]?.members ?? [], audience))
         }
+        if inserted { metrics.subscriptions.increment() }
+        return result
     }
 
     /// Unsubscribes `session` from presence `channel`, atomically with taking the audience of
     /// the leave notice. Returns the member when its last connection left, and the remaining
     /// subscribers.
     func leavePresence(_ session: any Recipient, channel: String) -> (member: PresenceMember, audience: Groups?)? {
-        state.withLock { state in
+        let (removed, result) = state.withLock { state in
+            var removed = false
             if var groups = state.channels[channel] {
-                Self.remove(session, from: &groups)
+                removed = Self.remove(session, from: &groups)
                 state.channels[channel] = groups.isEmpty ? nil : groups
             }
             let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
             if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
-            return left.map { ($0, state.channels[channel]) }
+            return (removed, left.map { ($0, state.channels[channel]) })
         }
+        if removed { metrics.subscriptions.decrement() }
+        return result
     }
 
     func connect(_ session: any Recipient) {
-        state.withLock { state in
-            if Self.insert(session, into: &state.everyone, flushers: &state.flushers) { state.sessionCount += 1 }
+        let inserted = state.withLock { state in
+            let inserted = Self.insert(session, into: &state.everyone, flushers: &state.flushers)
+            if inserted { state.sessionCount += 1 }
+            return inserted
         }
+        if inserted { metrics.connections(Self.connectionProtocol(of: session)).increment() }
     }
 
     func disconnect(_ session: any Recipient, channels: some Sequence<String>) {
         let counting = subscriptionCounts.isEnabled
-        let left: [String] = state.withLock { state in
-            if Self.remove(session, from: &state.everyone) { state.sessionCount -= 1 }
+        let (wasConnected, unsubscribed, left): (Bool, Int, [String]) = state.withLock { state in
+            let wasConnected = Self.remove(session, from: &state.everyone)
+            if wasConnected { state.sessionCount -= 1 }
+            var unsubscribed = 0
             var left: [String] = []
             for channel in channels {
                 guard var groups = state.channels[channel] else { continue }
-                if Self.remove(session, from: &groups), counting { left.append(channel) }
+                if Self.remove(session, from: &groups) {
+                    unsubscribed += 1
+                    if counting { left.append(channel) }
+                }
                 state.channels[channel] = groups.isEmpty ? nil : groups
             }
-            return left
+            return (wasConnected, unsubscribed, left)
         }
+        if wasConnected { metrics.connections(Self.connectionProtocol(of: session)).decrement() }
+        if unsubscribed > 0 { metrics.subscriptions.decrement(by: Double(unsubscribed)) }
         for channel in left { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
     }
 
@@ -135,7 +154,10 @@ public final class ChannelRegistry: Sendable {
         let inserted = state.withLock { state in
             Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
         }
-        if inserted { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
+        if inserted {
+            metrics.subscriptions.increment()
+            subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self)
+        }
         return inserted
     }
 
@@ -148,7 +170,10 @@ public final class ChannelRegistry: Sendable {
             state.channels[channel] = groups.isEmpty ? nil : groups
             return removed
         }
-        if removed { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
+        if removed {
+            metrics.subscriptions.decrement()
+            subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self)
+        }
         return removed
     }
 
@@ -160,6 +185,12 @@ public final class ChannelRegistry: Sendable {
     /// Every connected session grouped by event loop.
     func everyoneGroups() -> Groups {
         state.withLock { $0.everyone }
+    }
+
+    /// The `protocol` label of a connection.
+    private static func connectionProtocol(of session: any Recipient) -> ConnectionProtocol {
+        if let engine = session as? EngineSession { return engine.version == .v3 ? .socketIOv3 : .socketIOv4 }
+        return .pusher
     }
 
     @discardableResult

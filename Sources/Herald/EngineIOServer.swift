@@ -19,7 +19,10 @@ final class EngineIOServer: Sendable {
     /// Connections closed because they stopped reading.
     var slowConsumerDisconnects: Int { slowConsumers.load(ordering: .relaxed) }
 
-    func countSlowConsumer() { slowConsumers.add(1, ordering: .relaxed) }
+    func countSlowConsumer() {
+        slowConsumers.add(1, ordering: .relaxed)
+        registry.metrics.slowConsumerDisconnects.increment()
+    }
     private let sockets = Mutex<[String: EngineSession]>([:])
 
     init(configuration: HeraldConfiguration, registry: ChannelRegistry, router: Router, authorizer: ChannelAuthorizer?, logger: Logger) {

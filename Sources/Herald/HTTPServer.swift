@@ -76,6 +76,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             responder.respond(contentType: "text/plain", body: ByteBuffer(string: "OK"))
         case (.GET, "/health"):
             responder.respond(contentType: "application/json", body: ByteBuffer(string: "{\"status\":\"ok\"}"))
+        case (.GET, "/metrics") where endpoints.metrics != nil:
+            var body = ByteBuffer()
+            endpoints.metrics?.render(&body)
+            responder.respond(contentType: MetricsEndpoint.contentType, body: body)
         case (.GET, "/ready"):
             let ready = endpoints.isReady()
             responder.respond(
@@ -108,6 +112,8 @@ struct HTTPEndpoints: Sendable {
     /// laravel-echo-server's HTTP API under `/apps/`, when API clients are configured.
     var api: EchoHTTPAPI? = nil
     var pusherAPI: PusherHTTPAPIHandler? = nil
+    /// What `GET /metrics` serves; `nil` answers 404.
+    var metrics: MetricsEndpoint? = nil
 }
 
 /// What a WebSocket connection's frames are handed to (an Engine.IO session, a Pusher

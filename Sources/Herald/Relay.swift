@@ -1,3 +1,4 @@
+import CoreMetrics
 import HeraldCore
 import HeraldProtocols
 import HeraldRedis
@@ -36,31 +37,44 @@ public final class Relay: Service, Sendable {
     private let logger: Logger
     private let bound = Mutex<SocketAddress?>(nil)
     private let ingestDrops = Atomic<Int>(0)
+    private let metrics: HeraldMetrics
+    private let metricsEndpoint: MetricsEndpoint?
 
     /// - Parameters:
     ///   - plugins: event plugins, in the order they run.
     ///   - eventLoopGroup: the loops connections run on (NIO's shared group by default).
+    ///   - metrics: what `GET /metrics` serves (typically `.prometheus(registry)` for the
+    ///     registry behind the application's `PrometheusMetricsFactory`); `nil` answers 404.
+    ///   - metricsFactory: where Herald records its `herald_*` metrics; `nil` uses the
+    ///     bootstrapped `MetricsSystem.factory`. Herald never bootstraps `MetricsSystem` itself.
     public init(
         configuration: HeraldConfiguration,
         plugins: [any EventPlugin] = [],
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: MetricsEndpoint? = nil,
+        metricsFactory: (any MetricsFactory)? = nil,
         logger: Logger
     ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        let registry = ChannelRegistry()
+        let factory = metricsFactory ?? MetricsSystem.factory
+        let recorded = HeraldMetrics(factory: factory)
+        self.metrics = recorded
+        self.metricsEndpoint = metrics
+        let registry = ChannelRegistry(metrics: recorded)
         self.registry = registry
-        let router = Router(registry: registry, plugins: PluginChain(plugins), emitToAll: configuration.emitToAll, logger: logger)
+        let chain = PluginChain(plugins, onError: { _, _ in recorded.pluginErrors.increment() })
+        let router = Router(registry: registry, plugins: chain, emitToAll: configuration.emitToAll, logger: logger)
         self.router = router
         self.authorizer = configuration.authorization.map {
-            ChannelAuthorizer(configuration: $0, eventLoopGroup: eventLoopGroup, logger: logger)
+            ChannelAuthorizer(configuration: $0, eventLoopGroup: eventLoopGroup, metrics: recorded, logger: logger)
         }
         self.engine = EngineIOServer(configuration: configuration, registry: registry, router: router, authorizer: authorizer, logger: logger)
         let hasAPI = !configuration.apiClients.isEmpty || configuration.apiCORS != nil || !configuration.extraHeaders.isEmpty
         self.api = hasAPI ? EchoHTTPAPI(configuration: configuration, registry: registry, router: router, logger: logger) : nil
         self.subscriber = configuration.redis.map {
-            RedisSubscriber(configuration: $0, patterns: [configuration.redisPattern], eventLoopGroup: eventLoopGroup, logger: logger)
+            RedisSubscriber(configuration: $0, patterns: [configuration.redisPattern], eventLoopGroup: eventLoopGroup, metricsFactory: factory, logger: logger)
         }
     }
 
@@ -85,7 +99,7 @@ public final class Relay: Service, Sendable {
     public func run() async throws {
         let engine = self.engine
         let pusherAPI = configuration.pusherApps.isEmpty ? nil : PusherHTTPAPIHandler(apps: configuration.pusherApps, registry: registry, router: router, logger: logger)
-        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI)
+        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI, metrics: metricsEndpoint)
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -162,6 +176,7 @@ public final class Relay: Service, Sendable {
                 router.publish(Event(channel: channel, name: broadcast.event, data: broadcast.data, excludedSocketID: broadcast.socket, source: .redis))
             } catch {
                 ingestDrops.add(1, ordering: .relaxed)
+                metrics.dropped(.notLaravel).increment()
                 logger.warning("dropped a Redis message that is not a Laravel broadcast", metadata: [
                     "herald.channel": "\(message.channel)",
                     "herald.reason": "\(error)",

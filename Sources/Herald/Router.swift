@@ -57,6 +57,8 @@ public actor Router {
     private let stream: AsyncStream<Event>
     private let continuation: AsyncStream<Event>.Continuation
     private let counters = Counters()
+    /// The registry's metrics (`herald_events_in_total`, `herald_deliveries_total`, drops).
+    private let metrics: HeraldMetrics
     /// The last event of every Pusher cache channel, written here once per event (D.6).
     nonisolated let channelCache: PusherChannelCache
 
@@ -71,6 +73,7 @@ public actor Router {
     ///   - cachedChannels: most Pusher cache channels whose last event is kept (oldest evicted).
     public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, logger: Logger) {
         self.registry = registry
+        self.metrics = registry.metrics
         self.channelCache = PusherChannelCache(capacity: cachedChannels)
         self.plugins = plugins
         self.emitToAll = emitToAll
@@ -84,9 +87,11 @@ public actor Router {
         switch continuation.yield(event) {
         case .enqueued:
             counters.eventsIn.add(1, ordering: .relaxed)
+            metrics.eventsIn(event.source).increment()
             return true
         case .dropped:
             let dropped = counters.eventsDropped.add(1, ordering: .relaxed).newValue
+            metrics.dropped(.routerQueueFull).increment()
             if dropped == 1 || dropped % 10_000 == 0 {
                 logger.error("router queue full: event dropped", metadata: ["herald.channel": "\(event.channel)", "herald.dropped": "\(dropped)"])
             }
@@ -134,7 +139,9 @@ public actor Router {
             ? PusherMessage.memberAdded(channel: channel, member: member.pusherMember)
             : PusherMessage.memberRemoved(channel: channel, userID: member.key)
         let broadcast = EncodedBroadcast(packet: packet, pusherMessage: pusher, excludedSocketID: nil)
-        counters.deliveries.add(Self.deliver(broadcast, to: groups), ordering: .relaxed)
+        let delivered = Self.deliver(broadcast, to: groups)
+        counters.deliveries.add(delivered, ordering: .relaxed)
+        metrics.deliveries.increment(by: delivered)
     }
 
     private func route(_ event: Event) {
@@ -163,6 +170,7 @@ public actor Router {
             delivered += Self.deliver(broadcast, to: registry.everyoneGroups())
         }
         counters.deliveries.add(delivered, ordering: .relaxed)
+        if delivered > 0 { metrics.deliveries.increment(by: delivered) }
         if logger.logLevel <= .trace {
             logger.trace("routed event", metadata: ["herald.channel": "\(event.channel)", "herald.event": "\(event.name)", "herald.recipients": "\(delivered)"])
         }

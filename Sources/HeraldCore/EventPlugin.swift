@@ -50,8 +50,16 @@ extension EventPlugin {
 public struct PluginChain: Sendable {
     /// The plugins, first to last.
     public let plugins: [any EventPlugin]
+    /// Called once for every error a plugin throws, after it is logged (Herald counts them
+    /// in `herald_plugin_errors_total`).
+    public let onError: (@Sendable (_ plugin: String, _ error: any Error) -> Void)?
 
-    public init(_ plugins: [any EventPlugin] = []) { self.plugins = plugins }
+    /// - Parameters:
+    ///   - onError: called with the plugin's name and the error whenever a plugin throws.
+    public init(_ plugins: [any EventPlugin] = [], onError: (@Sendable (_ plugin: String, _ error: any Error) -> Void)? = nil) {
+        self.plugins = plugins
+        self.onError = onError
+    }
 
     /// Whether the chain has nothing to do (the router then skips it entirely).
     public var isEmpty: Bool { plugins.isEmpty }
@@ -84,6 +92,7 @@ public struct PluginChain: Sendable {
                 }
             } catch {
                 pluginLogger.error("plugin failed", metadata: ["error": "\(error)", "herald.policy": "\(plugin.failurePolicy)"])
+                onError?(plugin.name, error)
                 if plugin.failurePolicy == .drop { return [] }
             }
             index += 1

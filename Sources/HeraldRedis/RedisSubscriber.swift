@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -72,6 +73,10 @@ public final class RedisSubscriber: Service, Sendable {
     private let subscribedFlag = Atomic<Bool>(false)
     private let droppedCounter = Atomic<Int>(0)
     private let reconnectCounter = Atomic<Int>(0)
+    /// `herald_events_dropped_total{reason="redis_buffer_full"}`.
+    private let droppedMetric: Counter
+    /// `herald_redis_reconnects_total`.
+    private let reconnectsMetric: Counter
 
     private struct State {
         var connection: RedisConnection?
@@ -80,14 +85,21 @@ public final class RedisSubscriber: Service, Sendable {
 
     /// - Parameters:
     ///   - bufferSize: how many messages may wait for the consumer before new ones are dropped.
+    ///   - metricsFactory: where drops (`herald_events_dropped_total{reason="redis_buffer_full"}`)
+    ///     and reconnects (`herald_redis_reconnects_total`) are counted; the bootstrapped
+    ///     `MetricsSystem` by default.
     public init(
         configuration: RedisConfiguration,
         patterns: [String] = [],
         channels: [String] = [],
         bufferSize: Int = 65_536,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metricsFactory: (any MetricsFactory)? = nil,
         logger: Logger
     ) {
+        let factory = metricsFactory ?? MetricsSystem.factory
+        self.droppedMetric = Counter(label: "herald_events_dropped_total", dimensions: [("reason", "redis_buffer_full")], factory: factory)
+        self.reconnectsMetric = Counter(label: "herald_redis_reconnects_total", factory: factory)
         self.configuration = configuration
         self.patterns = patterns
         self.channels = channels
@@ -144,6 +156,7 @@ public final class RedisSubscriber: Service, Sendable {
             }
             attempt += 1
             reconnectCounter.add(1, ordering: .relaxed)
+            reconnectsMetric.increment()
             let delay = Self.backoff(attempt: attempt, base: configuration.reconnectBaseDelay, max: configuration.reconnectMaxDelay)
             logger.info("retrying Redis in \(delay)", metadata: ["redis": "\(configuration)"])
             // A graceful shutdown during the wait ends it early; the loop then exits at the top.
@@ -166,6 +179,7 @@ public final class RedisSubscriber: Service, Sendable {
         if let message = RedisPubSubMessage(push: reply) {
             if case .dropped = continuation.yield(message) {
                 let dropped = droppedCounter.add(1, ordering: .relaxed).newValue
+                droppedMetric.increment()
                 if dropped == 1 || dropped % 10_000 == 0 {
                     logger.error("Redis messages dropped: the consumer is behind", metadata: ["redis.dropped": "\(dropped)", "redis.channel": "\(message.channel)"])
                 }

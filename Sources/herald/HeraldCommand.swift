@@ -4,7 +4,9 @@ import HeraldCore
 import HeraldProtocols
 import HeraldRedis
 import Logging
+import Metrics
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -262,7 +264,10 @@ struct Serve: AsyncParsableCommand {
         for warning in warnings {
             logger.warning("\(warning)")
         }
-        let relay = Relay(configuration: configuration, logger: logger)
+        // The process's metrics go to one Prometheus registry, served at GET /metrics.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let relay = Relay(configuration: configuration, metrics: .prometheus(registry), logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
