@@ -8,7 +8,8 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
-/// A Herald relay: the Socket.IO server, the router, and (optionally) the Redis ingest of
+/// A Herald relay: Socket.IO (Engine.IO 3 and 4) and, for configured apps, the Pusher
+/// protocol on one port, the router, the HTTP APIs, and (optionally) the Redis ingest of
 /// Laravel broadcasts, run together as one `Service`.
 ///
 /// ```swift
@@ -17,7 +18,8 @@ import Synchronization
 /// try await group.run()
 /// ```
 ///
-/// Publish from Swift with ``publish(_:)``; it takes the same path as events from Redis.
+/// Publish from Swift with ``publish(_:)`` or ``broadcast(_:excludingSocketID:)``; both take the
+/// same path as events from Redis.
 public final class Relay: Service, Sendable {
     /// The configuration the relay was created with.
     public let configuration: HeraldConfiguration
