@@ -209,6 +209,9 @@ public struct PusherApp: Sendable, Hashable {
     /// (non-presence) channel's subscriber count changes, at most one per channel per 100 ms.
     /// Off by default, as on hosted Pusher.
     public var subscriptionCountEvents: Bool
+    /// How long a connection may stay without `pusher:signin` before it is closed with 4009
+    /// "Connection not authorized within timeout" (Soketi: 30 s); `nil` (the default): no deadline.
+    public var userAuthenticationTimeout: Duration?
 
     public init(
         id: String,
@@ -224,7 +227,8 @@ public struct PusherApp: Sendable, Hashable {
         clientEventsEnabled: Bool = true,
         allowedOrigins: [String] = [],
         cacheTTL: Int = 3_600,
-        subscriptionCountEvents: Bool = false
+        subscriptionCountEvents: Bool = false,
+        userAuthenticationTimeout: Duration? = nil
     ) {
         self.id = id
         self.key = key
@@ -240,5 +244,6 @@ public struct PusherApp: Sendable, Hashable {
         self.allowedOrigins = allowedOrigins
         self.cacheTTL = cacheTTL
         self.subscriptionCountEvents = subscriptionCountEvents
+        self.userAuthenticationTimeout = userAuthenticationTimeout
     }
 }

@@ -235,20 +235,69 @@ final class EngineIOServer: Sendable {
             return session
         case .pusher(let app, let key, let version):
             let session = PusherSession(channel: channel, app: app, requestedKey: key, protocolVersion: version, server: self)
-            pusherConnections.withLock { $0[ObjectIdentifier(session)] = session }
+            pusherConnections.withLock { $0.connections[ObjectIdentifier(session)] = session }
             return session
         }
     }
 
-    /// Pusher connections (for shutdown and connection limits).
-    let pusherConnections = Mutex<[ObjectIdentifier: PusherSession]>([:])
+    /// Open Pusher connections and, for signed-in ones, who they are.
+    struct PusherConnectionTable: Sendable {
+        /// Every open Pusher connection (for shutdown and connection limits).
+        var connections: [ObjectIdentifier: PusherSession] = [:]
+        /// Signed-in connections by app id, then user id (for `terminate_connections`).
+        var users: [String: [String: [ObjectIdentifier: PusherSession]]] = [:]
 
-    func pusherConnectionClosed(_ session: PusherSession) {
-        pusherConnections.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(session)) }
+        mutating func removeUser(_ session: PusherSession, appID: String, userID: String) {
+            let id = ObjectIdentifier(session)
+            guard users[appID]?[userID]?.removeValue(forKey: id) != nil else { return }
+            if users[appID]?[userID]?.isEmpty == true { users[appID]?[userID] = nil }
+            if users[appID]?.isEmpty == true { users[appID] = nil }
+        }
+    }
+
+    /// Pusher connections (for shutdown, connection limits and user signin).
+    let pusherConnections = Mutex<PusherConnectionTable>(PusherConnectionTable())
+
+    /// Forgets a closed Pusher connection (and its signed-in user, if any).
+    func pusherConnectionClosed(_ session: PusherSession, userID: String? = nil) {
+        pusherConnections.withLock { table in
+            _ = table.connections.removeValue(forKey: ObjectIdentifier(session))
+            if let userID, let appID = session.app?.id { table.removeUser(session, appID: appID, userID: userID) }
+        }
+    }
+
+    /// Records that `session` signed in as `userID` (replacing `previous`, a former signin of
+    /// the same connection). Ignored for a connection already closed.
+    func pusherUserSignedIn(_ session: PusherSession, userID: String, previous: String?) {
+        guard let appID = session.app?.id else { return }
+        pusherConnections.withLock { table in
+            let id = ObjectIdentifier(session)
+            if let previous { table.removeUser(session, appID: appID, userID: previous) }
+            guard table.connections[id] != nil else { return }
+            table.users[appID, default: [:]][userID, default: [:]][id] = session
+        }
+    }
+
+    /// The open connections signed in as `userID` to app `appID`.
+    func pusherUserConnections(appID: String, userID: String) -> [PusherSession] {
+        pusherConnections.withLock { table in
+            table.users[appID]?[userID].map { Array($0.values) } ?? []
+        }
+    }
+
+    /// `POST /apps/<id>/users/<user_id>/terminate_connections`: every connection signed in as
+    /// `userID` gets `pusher:error` 4009 and is closed with 4009. Returns how many.
+    @discardableResult
+    func terminatePusherUser(appID: String, userID: String) -> Int {
+        let connections = pusherUserConnections(appID: appID, userID: userID)
+        for connection in connections {
+            connection.onLoop { $0.close(code: .unauthorized, message: "You got disconnected by the app.") }
+        }
+        return connections.count
     }
 
     func pusherConnectionCount(appID: String) -> Int {
-        pusherConnections.withLock { $0.values.filter { $0.app?.id == appID }.count }
+        pusherConnections.withLock { $0.connections.values.filter { $0.app?.id == appID }.count }
     }
 
     /// Closes every session (graceful shutdown): Socket.IO sessions close, Pusher connections
@@ -257,7 +306,7 @@ final class EngineIOServer: Sendable {
         for session in allSessions {
             session.onLoop { $0.close(reason: "server shutting down") }
         }
-        for connection in pusherConnections.withLock({ Array($0.values) }) {
+        for connection in pusherConnections.withLock({ Array($0.connections.values) }) {
             connection.onLoop { $0.close(code: .genericReconnect, message: "Server shutting down") }
         }
     }

@@ -574,6 +574,13 @@ public actor EngineSession: Recipient {
             subscriptionError(channel, status: 429)
             return
         }
+        // `#…` names are Pusher's reserved channels (`#server-to-user-<id>` carries one user's
+        // events): never a public channel for a Socket.IO client.
+        guard !channel.hasPrefix("#") else {
+            logRefusal("subscription refused: reserved channel name", metadata: ["herald.channel": "\(channel)"])
+            subscriptionError(channel, status: 403)
+            return
+        }
         let kind = ChannelKind(channel)
         guard kind.requiresAuthorization else {
             join(channel, member: nil)

@@ -24,10 +24,14 @@ struct PusherHTTPAPIHandler: Sendable {
     let registry: ChannelRegistry
     let router: Router
     let logger: Logger
+    /// The signed-in users' connections (for `terminate_connections`).
+    let engine: EngineIOServer
 
-    /// Whether this handler answers `head` (a signed request under `/apps/`).
+    /// Whether this handler answers `head` (a signed request under `/apps/`, or the app-less
+    /// `/users/<id>/terminate_connections` pusher-http-python 3.3 sends).
     func handles(_ head: HTTPRequestHead) -> Bool {
-        guard !apps.isEmpty, EngineIOServer.path(head.uri).hasPrefix("/apps/") else { return false }
+        let path = EngineIOServer.path(head.uri)
+        guard !apps.isEmpty, path.hasPrefix("/apps/") || path.hasPrefix("/users/") else { return false }
         return head.uri.contains("auth_signature=")
     }
 
@@ -47,12 +51,25 @@ struct PusherHTTPAPIHandler: Sendable {
     private func answer(head: HTTPRequestHead, body: ByteBuffer) throws(PusherHTTPAPIError) -> (HTTPResponseStatus, ByteBuffer) {
         let path = String(EngineIOServer.path(head.uri))
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        // ["apps", id, resource...]
-        guard parts.count >= 3, parts[0] == "apps" else { throw .notFound("Unknown path") }
-        guard let app = apps.first(where: { $0.id == parts[1] }) else { throw .notFound("Unknown app '\(parts[1])'") }
         let rawQuery = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) } ?? ""
         let query = PusherHTTPAPI.parseQuery(rawQuery)
-        guard query.first(where: { $0.name == "auth_key" })?.value == app.key else { throw .unauthorized("Unknown auth_key") }
+        let authKey = query.first(where: { $0.name == "auth_key" })?.value
+        let app: PusherApp
+        let resource: [String]
+        if parts.count == 3, parts[0] == "users", parts[2] == "terminate_connections" {
+            // pusher-http-python 3.3's terminate_user_connections leaves out `/apps/<id>`: the
+            // app is the one whose key signed the request.
+            guard let found = apps.first(where: { $0.key == authKey }) else { throw .unauthorized("Unknown auth_key") }
+            app = found
+            resource = parts
+        } else {
+            // ["apps", id, resource...]
+            guard parts.count >= 3, parts[0] == "apps" else { throw .notFound("Unknown path") }
+            guard let found = apps.first(where: { $0.id == parts[1] }) else { throw .notFound("Unknown app '\(parts[1])'") }
+            guard authKey == found.key else { throw .unauthorized("Unknown auth_key") }
+            app = found
+            resource = Array(parts[2...])
+        }
         try PusherSignature.verifyRequest(
             method: head.method.rawValue, path: path, query: query, body: body.readableBytes > 0 ? body : nil,
             key: app.key, secret: app.secret, now: Int64(time(nil))
@@ -64,7 +81,6 @@ struct PusherHTTPAPIHandler: Sendable {
             maxEventNameLength: app.maxEventNameLength,
             maxChannelNameLength: app.maxChannelNameLength
         )
-        let resource = Array(parts[2...])
         switch (head.method, resource.first) {
         case (.POST, "events") where resource.count == 1:
             let trigger = try PusherHTTPAPI.parseEvent(body: body, limits: limits)
@@ -103,6 +119,11 @@ struct PusherHTTPAPIHandler: Sendable {
             let name = resource[1]
             guard name.hasPrefix("presence-") else { throw .badRequest("Users are only available for presence channels") }
             return (.ok, PusherHTTPAPI.usersResponse(userIDs: registry.presenceMembers(name).map(\.key)))
+        case (.POST, "users") where resource.count == 3 && resource[2] == "terminate_connections":
+            let userID = resource[1]
+            let closed = engine.terminatePusherUser(appID: app.id, userID: userID)
+            logger.info("Pusher user's connections terminated by the app", metadata: ["herald.pusher.user": "\(userID)", "herald.connections": "\(closed)"])
+            return (.ok, ByteBuffer(string: "{}"))
         default:
             throw .notFound("Unknown API path \(head.method.rawValue) \(path)")
         }

@@ -33,6 +33,10 @@ actor PusherSession: Recipient, WebSocketSession {
     private var lastActivity = NIODeadline.now()
     private var awaitingPong = false
     private var activityTimer: RepeatedTask?
+    /// The app's signin deadline (`userAuthenticationTimeout`), cancelled at signin.
+    private var signinDeadline: Scheduled<Void>?
+    /// The user id this connection signed in as (`pusher:signin`, D.9).
+    private(set) var userID: String?
     private var clientEventLimit = TokenBucket(perSecond: PusherSession.clientEventsPerSecond)
     private var logger: Logger
 
@@ -92,7 +96,23 @@ actor PusherSession: Recipient, WebSocketSession {
         activityTimer = eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [self] _ in
             self.assumeIsolated { $0.checkActivity(timeout: interval) }
         }
+        if let timeout = app.userAuthenticationTimeout {
+            signinDeadline = eventLoop.scheduleTask(in: Self.timeAmount(timeout)) { [self] in
+                self.assumeIsolated { $0.signinDeadlinePassed() }
+            }
+        }
         logger.debug("Pusher connection established")
+    }
+
+    static func timeAmount(_ duration: Duration) -> TimeAmount {
+        let (seconds, attoseconds) = duration.components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+
+    private func signinDeadlinePassed() {
+        guard !closed, userID == nil else { return }
+        logger.info("Pusher connection closed: no signin before the deadline")
+        close(code: .unauthorized, message: "Connection not authorized within timeout")
     }
 
     /// Pings a silent client; closes with 4201 when a ping went unanswered.
@@ -188,14 +208,45 @@ actor PusherSession: Recipient, WebSocketSession {
         case "pusher:unsubscribe":
             if let channel = try? message.unsubscribeChannel() { unsubscribe(channel) }
         case "pusher:signin":
-            // User authentication (signin, server-to-user channels, watchlists) is not served
-            // yet: answer so the client knows, rather than leaving it waiting.
-            sendError(code: nil, message: "pusher:signin is not supported by this server")
+            signin(message, app: app)
         case let name where message.isClientEvent:
             clientEvent(name, message: message, app: app)
         default:
             logger.debug("ignoring Pusher event", metadata: ["herald.event": "\(message.event)"])
         }
+    }
+
+    /// `pusher:signin` (D.9): `auth` must sign `<socket_id>::user::<user_data>` and `user_data`
+    /// must hold a non-empty string `id`; anything else is 4009 and the connection is closed.
+    private func signin(_ message: PusherMessage, app: PusherApp) {
+        let request: PusherSigninRequest
+        let user: PusherUserData
+        do {
+            request = try message.signinRequest()
+            user = try PusherUserData(userData: request.userData)
+        } catch {
+            logger.info("Pusher signin refused: bad request", metadata: ["error": "\(error)"])
+            close(code: .unauthorized, message: "Invalid signin request: \(error)")
+            return
+        }
+        guard PusherSignature.verifySignin(request.auth, key: app.key, secret: app.secret, socketID: socketID, userData: request.userData) else {
+            logger.info("Pusher signin refused: bad signature")
+            close(code: .unauthorized, message: "Connection is unauthorized")
+            return
+        }
+        let previous = userID
+        if let previous, previous != user.id {
+            // Signed in again as someone else: the former user's channel is no longer theirs.
+            let ownChannel = PusherChannelName.serverToUserPrefix + previous
+            if channels.contains(ownChannel) { unsubscribe(ownChannel) }
+        }
+        userID = user.id
+        signinDeadline?.cancel()
+        signinDeadline = nil
+        server.pusherUserSignedIn(self, userID: user.id, previous: previous)
+        logger[metadataKey: "herald.pusher.user"] = "\(user.id)"
+        logger.debug("Pusher signin")
+        write(PusherMessage.signinSuccess(userData: request.userData))
     }
 
     private func subscriptionError(_ channel: String, status: Int, type: String = "AuthError", error: String) {
@@ -253,7 +304,17 @@ actor PusherSession: Recipient, WebSocketSession {
                 return
             }
             join(name, member: member)
-        case .serverToUser, .reserved:
+        case .serverToUser:
+            // Only for the connection signed in as that user; no signature needed (pusher-js
+            // sends auth "").
+            guard let owner = parsed.serverToUserID, let userID, owner == userID else {
+                logger.info("Pusher subscription refused: server-to-user channel of another user", metadata: ["herald.channel": "\(name)"])
+                subscriptionError(name, status: 401, error: "The connection is unauthorized.")
+                return
+            }
+            join(name, member: nil)
+            write(PusherMessage.subscriptionSucceeded(channel: name))
+        case .reserved:
             subscriptionError(name, status: 4009, type: "AuthError", error: "This channel is not available on this server")
             return
         }
@@ -360,9 +421,10 @@ actor PusherSession: Recipient, WebSocketSession {
 
     private func cleanUp() {
         activityTimer?.cancel()
+        signinDeadline?.cancel()
         for channel in presence.keys { leavePresence(channel) }
         server.registry.disconnect(self, channels: channels)
         channels.removeAll()
-        server.pusherConnectionClosed(self)
+        server.pusherConnectionClosed(self, userID: userID)
     }
 }

@@ -100,7 +100,7 @@ public final class Relay: Service, Sendable {
 
     public func run() async throws {
         let engine = self.engine
-        let pusherAPI = configuration.pusherApps.isEmpty ? nil : PusherHTTPAPIHandler(apps: configuration.pusherApps, registry: registry, router: router, logger: logger)
+        let pusherAPI = configuration.pusherApps.isEmpty ? nil : PusherHTTPAPIHandler(apps: configuration.pusherApps, registry: registry, router: router, logger: logger, engine: engine)
         let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI, metrics: metricsEndpoint)
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 4096)

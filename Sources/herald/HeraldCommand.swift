@@ -128,6 +128,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds the last event of a Pusher cache channel (cache-*, private-cache-*, …) is kept for new subscribers. [env: HERALD_CACHE_TTL] (default: 3600)")
     var cacheTtl: Int?
 
+    @Option(help: "Seconds a Pusher connection may stay without pusher:signin before it is closed with 4009 (Soketi uses 30; fractions allowed). [env: HERALD_SIGNIN_TIMEOUT] (default: no deadline)")
+    var signinTimeout: Double?
+
     /// The first of `HERALD_<name>`, `PUSHER_<name>`, `REVERB_<name>` that is set (the names a
     /// Laravel `.env` already has).
     static func pusherEnvironment(_ name: String) -> String? {
@@ -238,13 +241,22 @@ struct Serve: AsyncParsableCommand {
         let countEvents = subscriptionCount || Self.isTrue(environment("SUBSCRIPTION_COUNT"))
         let ttl = try cacheTtl ?? environment("CACHE_TTL").map { try Self.integer($0, "HERALD_CACHE_TTL") }
         if let ttl, ttl < 0 { throw ValidationError("cache TTL must be 0 or more seconds") }
+        let signinSeconds = try signinTimeout ?? environment("SIGNIN_TIMEOUT").map { text in
+            guard let value = Double(text) else { throw ValidationError("HERALD_SIGNIN_TIMEOUT='\(text)' is not a number") }
+            return value
+        }
+        if let signinSeconds, !(signinSeconds > 0 && signinSeconds.isFinite) {
+            throw ValidationError("signin timeout must be more than 0 seconds")
+        }
         if config.pusherApps.isEmpty {
+            if signinSeconds != nil { warnings.append("--signin-timeout has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
             if countEvents { warnings.append("--subscription-count has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
             if ttl != nil { warnings.append("--cache-ttl has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
         }
         for index in config.pusherApps.indices {
             if countEvents { config.pusherApps[index].subscriptionCountEvents = true }
             if let ttl { config.pusherApps[index].cacheTTL = ttl }
+            if let signinSeconds { config.pusherApps[index].userAuthenticationTimeout = .milliseconds(max(1, Int64((signinSeconds * 1000).rounded()))) }
         }
         return (config, warnings, devMode)
     }
