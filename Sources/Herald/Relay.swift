@@ -107,6 +107,9 @@ public final class Relay: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Client messages are small (subscribe, pings, whispers): start reads small and let
+            // NIO grow the buffer for the connections that need more.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65_536))
             // Above the high mark a WebSocket connection counts as a slow consumer (see
             // `maxOutboundBytes`); the sessions check writability at every flush.
             .childChannelOption(.writeBufferWaterMark, value: .init(
