@@ -23,7 +23,6 @@ final class EngineIOServer: Sendable {
         slowConsumers.add(1, ordering: .relaxed)
         registry.metrics.slowConsumerDisconnects.increment()
     }
-    private let sockets = Mutex<[String: EngineSession]>([:])
 
     init(configuration: HeraldConfiguration, registry: ChannelRegistry, router: Router, authorizer: ChannelAuthorizer?, logger: Logger) {
         self.configuration = configuration
@@ -40,10 +39,6 @@ final class EngineIOServer: Sendable {
     func removeSession(_ id: String) { sessions.withLock { _ = $0.removeValue(forKey: id) } }
 
     var sessionCount: Int { sessions.withLock { $0.count } }
-
-    func socketJoined(_ socketID: String, session: EngineSession) { sockets.withLock { $0[socketID] = session } }
-
-    func socketLeft(_ socketID: String) { sockets.withLock { _ = $0.removeValue(forKey: socketID) } }
 
     /// Every open session (for shutdown).
     var allSessions: [EngineSession] { sessions.withLock { Array($0.values) } }
@@ -235,7 +230,7 @@ final class EngineIOServer: Sendable {
             return session
         case .pusher(let app, let key, let version):
             let session = PusherSession(channel: channel, app: app, requestedKey: key, protocolVersion: version, server: self)
-            pusherConnections.withLock { $0.connections[ObjectIdentifier(session)] = session }
+            pusherConnections.withLock { $0.add(session) }
             return session
         }
     }
@@ -244,8 +239,21 @@ final class EngineIOServer: Sendable {
     struct PusherConnectionTable: Sendable {
         /// Every open Pusher connection (for shutdown and connection limits).
         var connections: [ObjectIdentifier: PusherSession] = [:]
+        /// Open connections per app id (for `maxConnections`).
+        var countByApp: [String: Int] = [:]
         /// Signed-in connections by app id, then user id (for `terminate_connections`).
         var users: [String: [String: [ObjectIdentifier: PusherSession]]] = [:]
+
+        mutating func add(_ session: PusherSession) {
+            guard connections.updateValue(session, forKey: ObjectIdentifier(session)) == nil else { return }
+            if let appID = session.app?.id { countByApp[appID, default: 0] += 1 }
+        }
+
+        mutating func remove(_ session: PusherSession) {
+            guard connections.removeValue(forKey: ObjectIdentifier(session)) != nil, let appID = session.app?.id else { return }
+            countByApp[appID, default: 1] -= 1
+            if countByApp[appID] == 0 { countByApp[appID] = nil }
+        }
 
         mutating func removeUser(_ session: PusherSession, appID: String, userID: String) {
             let id = ObjectIdentifier(session)
@@ -261,7 +269,7 @@ final class EngineIOServer: Sendable {
     /// Forgets a closed Pusher connection (and its signed-in user, if any).
     func pusherConnectionClosed(_ session: PusherSession, userID: String? = nil) {
         pusherConnections.withLock { table in
-            _ = table.connections.removeValue(forKey: ObjectIdentifier(session))
+            table.remove(session)
             if let userID, let appID = session.app?.id { table.removeUser(session, appID: appID, userID: userID) }
         }
     }
@@ -297,7 +305,7 @@ final class EngineIOServer: Sendable {
     }
 
     func pusherConnectionCount(appID: String) -> Int {
-        pusherConnections.withLock { $0.connections.values.filter { $0.app?.id == appID }.count }
+        pusherConnections.withLock { $0.countByApp[appID] ?? 0 }
     }
 
     /// Closes every session (graceful shutdown): Socket.IO sessions close, Pusher connections

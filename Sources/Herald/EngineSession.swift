@@ -160,7 +160,6 @@ public actor EngineSession: Recipient {
         socketID = sid
         connectDeadline?.cancel()
         logger[metadataKey: "herald.socket"] = "\(sid)"
-        server.socketJoined(sid, session: self)
     }
 
     /// A polling response body in this session's framing.
@@ -513,7 +512,6 @@ public actor EngineSession: Recipient {
             send(SocketIOCodec.connectReply(sid: sid))
         case .disconnect:
             leaveAllChannels()
-            if let socketID { server.socketLeft(socketID) }
             socketID = nil
         case .event, .binaryEvent:
             guard socketID != nil else {
@@ -749,7 +747,6 @@ public actor EngineSession: Recipient {
         for channel in presenceChannels { leavePresence(channel) }
         server.registry.disconnect(self, channels: channels)
         channels.removeAll()
-        if let socketID { server.socketLeft(socketID) }
         server.removeSession(id)
         logger.debug("session closed", metadata: ["herald.reason": "\(reason)"])
         if case .probing(let probe, _) = upgrade { probe.close(promise: nil) }
@@ -773,10 +770,6 @@ public actor EngineSession: Recipient {
 }
 
 extension Duration {
-    var timeAmount: TimeAmount {
-        .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
-    }
-
     var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }

@@ -131,9 +131,9 @@ actor PusherSession: Recipient, WebSocketSession {
 
     nonisolated func deliver(_ broadcast: EncodedBroadcast) -> Bool {
         assumeIsolated { session in
-            guard !session.closed, broadcast.pusherFrame.readableBytes > 0,
+            guard !session.closed, let frame = broadcast.pusherFrame,
                   broadcast.excludedSocketID != session.socketID else { return false }
-            session.outbound.append(broadcast.pusherFrame)
+            session.outbound.append(frame)
             defer { session.needsFlush = true }
             return !session.needsFlush
         }

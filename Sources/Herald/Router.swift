@@ -11,14 +11,15 @@ struct EncodedBroadcast: Sendable {
     /// The same packet framed as a WebSocket text frame.
     let webSocketFrame: ByteBuffer
     /// The Pusher protocol message, framed as a WebSocket text frame.
-    let pusherFrame: ByteBuffer
+    /// `nil` when the broadcast has no Pusher form (seed mode is a Socket.IO convention).
+    let pusherFrame: ByteBuffer?
     /// Socket id excluded from delivery (`toOthers()`).
     let excludedSocketID: String?
 
-    init(packet: ByteBuffer, pusherMessage: ByteBuffer, excludedSocketID: String?) {
+    init(packet: ByteBuffer, pusherMessage: ByteBuffer?, excludedSocketID: String?) {
         self.packet = packet
         self.webSocketFrame = WebSocketFraming.frame(opcode: .text, payload: packet)
-        self.pusherFrame = WebSocketFraming.frame(opcode: .text, payload: pusherMessage)
+        self.pusherFrame = pusherMessage.map { WebSocketFraming.frame(opcode: .text, payload: $0) }
         self.excludedSocketID = excludedSocketID
     }
 
@@ -166,7 +167,7 @@ public actor Router {
             packet.reserveCapacity(event.data.readableBytes + event.name.utf8.count + event.channel.utf8.count + 12)
             SocketIOCodec.writeEvent(name: event.channel + ":" + event.name, arguments: [event.data], into: &packet)
             // Seed mode is a Socket.IO convention; Pusher connections ignore this broadcast.
-            let broadcast = EncodedBroadcast(packet: packet, pusherMessage: ByteBuffer(), excludedSocketID: event.excludedSocketID)
+            let broadcast = EncodedBroadcast(packet: packet, pusherMessage: nil, excludedSocketID: event.excludedSocketID)
             delivered += Self.deliver(broadcast, to: registry.everyoneGroups())
         }
         counters.deliveries.add(delivered, ordering: .relaxed)

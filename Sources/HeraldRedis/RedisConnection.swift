@@ -96,8 +96,7 @@ public final class RedisConnection: Sendable {
         logger: Logger,
         pushHandler: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.connectTimeout.components.seconds) * 1_000_000_000
-            + configuration.connectTimeout.components.attoseconds / 1_000_000_000)
+        let timeout = configuration.connectTimeout.timeAmount
         let channel = try await ClientBootstrap(group: eventLoopGroup)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)

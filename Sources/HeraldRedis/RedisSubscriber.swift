@@ -207,8 +207,8 @@ public final class RedisSubscriber: Service, Sendable {
 }
 
 extension Duration {
-    /// The duration as NIO's `TimeAmount`.
-    var timeAmount: TimeAmount {
+    /// The duration as NIO's `TimeAmount` (shared with the other Herald modules).
+    package var timeAmount: TimeAmount {
         .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000)
     }
 }
