@@ -15,6 +15,13 @@ struct OutboundCoalescer {
     var isEmpty: Bool { first == nil }
 
     mutating func append(_ frame: ByteBuffer) {
+        // The common case under load first: write in place, without copying `first` (a copy
+        // is a retain/release pair on the broadcast buffer every recipient shares — contended
+        // between event loops; measured at ~16 % of CPU in a 1M deliveries/s profile).
+        if gathered != nil {
+            gathered?.writeImmutableBuffer(frame)
+            return
+        }
         guard let head = first else {
             first = frame
             return
