@@ -50,6 +50,11 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, Hashable {
         case connectionClosed
         /// The URL or configuration is invalid.
         case invalidConfiguration
+        /// Redis did not answer in time; the connection was closed.
+        case timeout
+        /// Through Sentinel: no sentinel named a master, or the one named could not be reached
+        /// or is not a master (yet) — typically in the middle of a failover; worth retrying.
+        case masterUnavailable
     }
 
     /// The kind of failure.
@@ -57,10 +62,12 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, Hashable {
     /// Human-readable detail.
     public var message: String
 
+    /// Creates an error of `kind` with a human-readable `message`.
     public init(_ kind: Kind, _ message: String) {
         self.kind = kind
         self.message = message
     }
 
+    /// `Redis <kind>: <message>`.
     public var description: String { "Redis \(kind): \(message)" }
 }

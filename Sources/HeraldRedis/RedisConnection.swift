@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One command to write: its RESP bytes and, unless it is fire-and-forget, the promise its reply
 /// completes.
@@ -78,7 +79,8 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 /// No call ever blocks a thread.
 public final class RedisConnection: Sendable {
     let channel: any Channel
-    /// The configuration this connection was made from.
+    /// The configuration this connection was made from; through Sentinel, with ``RedisConfiguration/host``
+    /// and ``RedisConfiguration/port`` set to the master it reached.
     public let configuration: RedisConfiguration
 
     private init(channel: any Channel, configuration: RedisConfiguration) {
@@ -88,6 +90,14 @@ public final class RedisConnection: Sendable {
 
     /// Opens a connection, then sends `AUTH` and `SELECT` as configured.
     ///
+    /// With ``RedisConfiguration/sentinel`` set, the master is looked up first: the sentinels
+    /// are asked in turn `SENTINEL get-master-addr-by-name`, the master they name is connected
+    /// to and checked with `ROLE`. An answer that is stale (the named server is down or no
+    /// longer a master — a failover in progress) is retried twice with the configuration's
+    /// backoff before ``RedisError`` `.masterUnavailable` is thrown. The returned connection's
+    /// ``configuration`` then holds the master's address. A connection is one TCP connection:
+    /// it does not follow a later failover by itself (``RedisSubscriber`` does).
+    ///
     /// - Parameter pushHandler: receives replies no command waits for (pub/sub messages). It is
     ///   called on the connection's event loop and must not block.
     public static func connect(
@@ -95,6 +105,31 @@ public final class RedisConnection: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger,
         pushHandler: (@Sendable (RESPValue) -> Void)? = nil
+    ) async throws -> RedisConnection {
+        guard configuration.sentinel != nil else {
+            return try await connectDirect(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger, pushHandler: pushHandler)
+        }
+        let resolver = RedisSentinelResolver(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        var attempt = 0
+        while true {
+            do {
+                return try await resolver.connectToMaster(pushHandler: pushHandler)
+            } catch let error as RedisError where error.kind == .masterUnavailable && attempt < 2 {
+                attempt += 1
+                let delay = RedisSubscriber.backoff(attempt: attempt, base: configuration.reconnectBaseDelay, max: configuration.reconnectMaxDelay)
+                logger.info("retrying the Sentinel lookup in \(delay)", metadata: ["redis": "\(configuration)", "error": "\(error)"])
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Opens a connection to `configuration.host`:`port` (ignoring ``RedisConfiguration/sentinel``),
+    /// then sends `AUTH` and `SELECT` as configured, each bounded by the connect timeout.
+    static func connectDirect(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        logger: Logger,
+        pushHandler: (@Sendable (RESPValue) -> Void)?
     ) async throws -> RedisConnection {
         let timeout = configuration.connectTimeout.timeAmount
         let channel = try await ClientBootstrap(group: eventLoopGroup)
@@ -117,10 +152,10 @@ public final class RedisConnection: Sendable {
                 var auth = ["AUTH"]
                 if let user = configuration.username { auth.append(user) }
                 auth.append(password)
-                _ = try await connection.command(auth)
+                _ = try await connection.command(auth, timeout: configuration.connectTimeout)
             }
             if configuration.database != 0 {
-                _ = try await connection.command(["SELECT", String(configuration.database)])
+                _ = try await connection.command(["SELECT", String(configuration.database)], timeout: configuration.connectTimeout)
             }
         } catch {
             try? await channel.close()
@@ -159,6 +194,43 @@ public final class RedisConnection: Sendable {
         return reply
     }
 
+    /// Sends a command and returns its reply; if none arrives within `timeout` the connection
+    /// is closed (a late reply could no longer be matched) and ``RedisError`` `.timeout` thrown.
+    func send(encoded bytes: ByteBuffer, timeout: Duration, name: String) async throws -> RESPValue {
+        let fired = OnceFlag()
+        let channel = self.channel
+        let timer = channel.eventLoop.scheduleTask(in: timeout.timeAmount) {
+            fired.set()
+            channel.close(promise: nil)
+        }
+        do {
+            let reply = try await send(encoded: bytes)
+            timer.cancel()
+            return reply
+        } catch {
+            timer.cancel()
+            if fired.isSet { throw RedisError(.timeout, "\(name) got no reply within \(timeout)") }
+            throw error
+        }
+    }
+
+    /// ``send(_:)`` bounded by `timeout` (see ``send(encoded:timeout:name:)``).
+    func send(_ arguments: [String], timeout: Duration) async throws -> RESPValue {
+        var bytes = channel.allocator.buffer(capacity: 64)
+        RedisCommandEncoder.encode(arguments, into: &bytes)
+        return try await send(encoded: bytes, timeout: timeout, name: arguments.first ?? "command")
+    }
+
+    /// ``command(_:)`` bounded by `timeout`: an error reply throws `.server`, silence `.timeout`.
+    @discardableResult
+    func command(_ arguments: [String], timeout: Duration) async throws -> RESPValue {
+        let reply = try await send(arguments, timeout: timeout)
+        if case .error(let message) = reply {
+            throw RedisError(.server, "\(arguments.first ?? "") failed: \(message)")
+        }
+        return reply
+    }
+
     /// Writes a command whose reply is not awaited (it goes to the push handler, as pub/sub
     /// confirmations do).
     public func sendWithoutReply(_ arguments: [String]) {
@@ -187,4 +259,15 @@ public final class RedisConnection: Sendable {
     public func close() async {
         try? await channel.close()
     }
+}
+
+/// A flag that is set once, from any thread: whether a command's timer went off, whether a
+/// subscription already left its master.
+final class OnceFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    /// Sets the flag; true only for the call that set it.
+    @discardableResult
+    func set() -> Bool { value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+    /// Whether the flag is set.
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
