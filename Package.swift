@@ -22,6 +22,9 @@ let package = Package(
         .library(name: "HeraldFilter", targets: ["HeraldFilter"]),
         .library(name: "HeraldRewrite", targets: ["HeraldRewrite"]),
         .library(name: "HeraldEnrich", targets: ["HeraldEnrich"]),
+        .library(name: "HeraldHummingbird", targets: ["HeraldHummingbird"]),
+        .executable(name: "EmbeddedHummingbird", targets: ["EmbeddedHummingbird"]),
+        .executable(name: "QRLogin", targets: ["QRLogin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -33,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // hiredis from Debian/Ubuntu (`libhiredis-dev`). Only HeraldRedis imports it.
@@ -88,6 +94,55 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Herald inside a Hummingbird 2 application: routes for the app's router (publish API,
+        // channel queries, /broadcasting/auth answered in Swift) beside Herald's own listener.
+        .target(
+            name: "HeraldHummingbird",
+            dependencies: [
+                "Herald",
+                "HeraldCore",
+                "HeraldProtocols",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EmbeddedHummingbird",
+            dependencies: [
+                "Herald",
+                "HeraldHummingbird",
+                "HeraldRedis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/EmbeddedHummingbird",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "QRLogin",
+            dependencies: [
+                "Herald",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/QRLogin",
+            exclude: ["README.md"],
+            // Compiled into the binary (`PackageResources.*`): one self-contained executable,
+            // no Bundle lookup at run time.
+            resources: [
+                .embedInCode("Assets/herald-client.js"),
+                .embedInCode("Assets/login.html"),
+                .embedInCode("Assets/scan.html"),
+                .embedInCode("Assets/dashboard.html"),
+                .embedInCode("Assets/message.html"),
+                .embedInCode("Assets/style.css"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -146,7 +201,12 @@ let package = Package(
             name: "herald",
             dependencies: [
                 "Herald",
+                "HeraldFilter",
+                "HeraldRewrite",
+                "HeraldEnrich",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -199,7 +259,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-            .testTarget(
+        .testTarget(
             name: "HeraldFilterTests",
             dependencies: [
                 "HeraldFilter",
@@ -217,6 +277,17 @@ let package = Package(
                 "HeraldCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "HeraldHummingbirdTests",
+            dependencies: [
+                "HeraldHummingbird",
+                "Herald",
+                "HeraldProtocols",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

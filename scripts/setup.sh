@@ -7,6 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(pkg-config libhiredis-dev redis-server php-cli php-laravel-framework php-redis php-predis php-mbstring php-xml)
+# --tests: headless Chromium and its driver for the QRLogin browser test (Tests/Interop/test_qrlogin.py);
+# redis-sentinel for the Sentinel failover tests (Tests/HeraldRedisTests/SentinelTests.swift).
+for arg in "$@"; do
+  [ "$arg" = "--tests" ] && APT_PACKAGES+=(chromium chromium-driver redis-sentinel)
+done
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -51,10 +51,17 @@ public final class ChannelRegistry: Sendable {
     let subscriptionCounts = SubscriptionCountNotifier()
     /// Connections by protocol and subscriptions (counted on membership changes, not reads).
     let metrics: HeraldMetrics
+    /// Pusher webhooks (`nil` when no app has any): channel_occupied/channel_vacated and
+    /// member_added/member_removed are recorded here, under the lock, so a channel's webhook
+    /// events are queued in the order its transitions happened.
+    let webhooks: PusherWebhookSender?
 
     public convenience init() { self.init(metrics: .disabled) }
 
-    init(metrics: HeraldMetrics) { self.metrics = metrics }
+    init(metrics: HeraldMetrics, webhooks: PusherWebhookSender? = nil) {
+        self.metrics = metrics
+        self.webhooks = webhooks
+    }
 
     /// Number of connected sessions.
     public var sessionCount: Int { state.withLock { $0.sessionCount } }
@@ -75,6 +82,11 @@ public final class ChannelRegistry: Sendable {
         state.withLock { $0.presence[channel]?.members.map(\.member) ?? [] }
     }
 
+    /// The user id (``PresenceMember/key``) `session` joined presence `channel` as.
+    func presenceUserID(_ channel: String, of session: any Recipient) -> String? {
+        state.withLock { $0.presence[channel]?.userID(of: ObjectIdentifier(session)) }
+    }
+
     /// Subscribes `session` to presence `channel` as `member`, atomically with taking the
     /// audience of the join notice. Returns whether this is the user's first connection there,
     /// the distinct members (newest first, with each one's newest socket id) for the joiner's
@@ -93,6 +105,10 @@ public final class ChannelRegistry: Sendable {
             let audience = state.channels[channel]
             let inserted = Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
             let first = state.presence[channel, default: PresenceChannel()].join(member, session: ObjectIdentifier(session), socketID: socketID)
+            if let webhooks {
+                if inserted && audience == nil { webhooks.record(.channelOccupied(channel: channel)) }
+                if first { webhooks.record(.memberAdded(channel: channel, userID: member.key)) }
+            }
             return (inserted, (first, state.presence[channel]?.members ?? [], audience))
         }
         if inserted { metrics.subscriptions.increment() }
@@ -111,6 +127,10 @@ public final class ChannelRegistry: Sendable {
             }
             let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
             if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
+            if let webhooks {
+                if let left { webhooks.record(.memberRemoved(channel: channel, userID: left.key)) }
+                if removed && state.channels[channel] == nil { webhooks.record(.channelVacated(channel: channel)) }
+            }
             return (removed, left.map { ($0, state.channels[channel]) })
         }
         if removed { metrics.subscriptions.decrement() }
@@ -138,6 +158,7 @@ public final class ChannelRegistry: Sendable {
                 if Self.remove(session, from: &groups) {
                     unsubscribed += 1
                     if counting { left.append(channel) }
+                    if groups.isEmpty { webhooks?.record(.channelVacated(channel: channel)) }
                 }
                 state.channels[channel] = groups.isEmpty ? nil : groups
             }
@@ -152,7 +173,10 @@ public final class ChannelRegistry: Sendable {
     @discardableResult
     func subscribe(_ session: any Recipient, to channel: String) -> Bool {
         let inserted = state.withLock { state in
-            Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
+            let occupied = state.channels[channel] != nil
+            let inserted = Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
+            if inserted && !occupied { webhooks?.record(.channelOccupied(channel: channel)) }
+            return inserted
         }
         if inserted {
             metrics.subscriptions.increment()
@@ -168,6 +192,7 @@ public final class ChannelRegistry: Sendable {
             guard var groups = state.channels[channel] else { return false }
             let removed = Self.remove(session, from: &groups)
             state.channels[channel] = groups.isEmpty ? nil : groups
+            if removed && groups.isEmpty { webhooks?.record(.channelVacated(channel: channel)) }
             return removed
         }
         if removed {

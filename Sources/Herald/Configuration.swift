@@ -55,9 +55,15 @@ public struct HeraldConfiguration: Sendable {
     /// Pusher Channels apps served at `/app/{key}` (WebSocket) and `/apps/{id}/…` (signed HTTP
     /// API). Empty: the Pusher protocol is off.
     public var pusherApps: [PusherApp] = []
+    /// TLS for every connection (WebSocket, polling, the HTTP APIs, health and metrics);
+    /// `nil` serves plain HTTP (put a TLS proxy in front, see `Examples/Deploy`).
+    public var tls: TLSFiles? = nil
     /// Whether the HTTP API accepts `POST /apps/{appId}/events` (laravel-echo-server's
     /// `subscribers.http`); the read-only endpoints stay on.
     public var apiPublishEnabled: Bool = true
+    /// The token of the status endpoints (`GET /status`, `/status.json`, `/tail`), sent as
+    /// `Authorization: Bearer <token>` or `?token=`; `nil` turns them off (404).
+    public var statusToken: String? = nil
 
     public init(
         host: String = "0.0.0.0",
@@ -212,6 +218,13 @@ public struct PusherApp: Sendable, Hashable {
     /// How long a connection may stay without `pusher:signin` before it is closed with 4009
     /// "Connection not authorized within timeout" (Soketi: 30 s); `nil` (the default): no deadline.
     public var userAuthenticationTimeout: Duration?
+    /// Where Herald POSTs this app's webhooks (PROTOCOLS.md D.14): channel existence, presence
+    /// members, client events and cache misses, signed with ``secret``. Empty (the default):
+    /// no webhooks. Herald's channels are shared by every app and protocol, so each app's
+    /// webhooks hear about every channel, Socket.IO subscribers and whispers included.
+    public var webhooks: [PusherWebhook] = []
+    /// How this app's webhooks are batched, retried and bounded.
+    public var webhookDelivery: PusherWebhookDelivery = PusherWebhookDelivery()
 
     public init(
         id: String,
@@ -228,7 +241,9 @@ public struct PusherApp: Sendable, Hashable {
         allowedOrigins: [String] = [],
         cacheTTL: Int = 3_600,
         subscriptionCountEvents: Bool = false,
-        userAuthenticationTimeout: Duration? = nil
+        userAuthenticationTimeout: Duration? = nil,
+        webhooks: [PusherWebhook] = [],
+        webhookDelivery: PusherWebhookDelivery = PusherWebhookDelivery()
     ) {
         self.id = id
         self.key = key
@@ -245,5 +260,135 @@ public struct PusherApp: Sendable, Hashable {
         self.cacheTTL = cacheTTL
         self.subscriptionCountEvents = subscriptionCountEvents
         self.userAuthenticationTimeout = userAuthenticationTimeout
+        self.webhooks = webhooks
+        self.webhookDelivery = webhookDelivery
+    }
+}
+
+/// The kinds of Pusher webhook events (PROTOCOLS.md D.14), named as on the wire.
+public enum PusherWebhookEventType: String, Sendable, Hashable, CaseIterable {
+    /// A channel got its first subscriber (any protocol).
+    case channelOccupied = "channel_occupied"
+    /// A channel lost its last subscriber.
+    case channelVacated = "channel_vacated"
+    /// A user's first connection joined a presence channel.
+    case memberAdded = "member_added"
+    /// A user's last connection left a presence channel.
+    case memberRemoved = "member_removed"
+    /// A client sent a `client-*` event (a Pusher client event or a Socket.IO whisper).
+    case clientEvent = "client_event"
+    /// A cache channel subscriber got `pusher:cache_miss`.
+    case cacheMiss = "cache_miss"
+}
+
+/// One webhook of a Pusher app: where to POST, and which events (as Soketi's `webhooks`).
+public struct PusherWebhook: Sendable, Hashable {
+    /// The `http://` or `https://` URL events are POSTed to.
+    public var url: String
+    /// The event types sent to this URL; empty (the default) sends all of them.
+    public var eventTypes: Set<PusherWebhookEventType>
+    /// When set, only events of channels whose name starts with this are sent.
+    public var channelNameStartsWith: String?
+    /// When set, only events of channels whose name ends with this are sent (both filters
+    /// must match when both are set).
+    public var channelNameEndsWith: String?
+
+    /// A webhook for `url`; with the defaults it receives every event of every channel.
+    public init(
+        url: String,
+        eventTypes: Set<PusherWebhookEventType> = [],
+        channelNameStartsWith: String? = nil,
+        channelNameEndsWith: String? = nil
+    ) {
+        self.url = url
+        self.eventTypes = eventTypes
+        self.channelNameStartsWith = channelNameStartsWith
+        self.channelNameEndsWith = channelNameEndsWith
+    }
+
+    /// Checks the URL: `http` or `https`, with a host, no whitespace. Throws a message fit
+    /// for the operator (it never contains the app's secret).
+    public func validate() throws(PusherWebhookConfigurationError) {
+        let lower = url.lowercased()
+        let rest: Substring
+        if lower.hasPrefix("http://") {
+            rest = url.dropFirst(7)
+        } else if lower.hasPrefix("https://") {
+            rest = url.dropFirst(8)
+        } else {
+            throw PusherWebhookConfigurationError("webhook URL '\(url)' must start with http:// or https://")
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        let host = authority.split(separator: "@", omittingEmptySubsequences: false).last.map { $0.prefix { $0 != ":" } } ?? ""
+        guard !host.isEmpty else {
+            throw PusherWebhookConfigurationError("webhook URL '\(url)' has no host")
+        }
+        guard !url.contains(where: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }) else {
+            throw PusherWebhookConfigurationError("webhook URL '\(url)' contains whitespace")
+        }
+    }
+
+    /// Whether an event of `type` on `channel` goes to this webhook.
+    func accepts(_ type: PusherWebhookEventType, channel: String) -> Bool {
+        if !eventTypes.isEmpty, !eventTypes.contains(type) { return false }
+        if let prefix = channelNameStartsWith, !channel.hasPrefix(prefix) { return false }
+        if let suffix = channelNameEndsWith, !channel.hasSuffix(suffix) { return false }
+        return true
+    }
+}
+
+/// A webhook configuration Herald cannot use (a bad URL).
+public struct PusherWebhookConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, for the operator.
+    public var message: String
+    /// The message.
+    public var description: String { message }
+    /// An error saying `message`.
+    public init(_ message: String) { self.message = message }
+}
+
+/// How a Pusher app's webhooks are delivered: batching, retries, and the bound on what may
+/// wait. The defaults follow Pusher and Soketi (batches of 50 events or 100 ms).
+public struct PusherWebhookDelivery: Sendable, Hashable {
+    /// Most events in one POST.
+    public var batchSize: Int
+    /// How long the first event of a batch may wait for more before the batch is sent.
+    public var batchInterval: Duration
+    /// Attempts per batch (the first one included); non-2xx answers and transport errors are
+    /// retried until then, after which the batch is dropped, counted and logged.
+    public var maxAttempts: Int
+    /// Backoff before the first retry; it doubles for each further one, up to
+    /// ``maxBackoff``, with jitter (half fixed, half random).
+    public var initialBackoff: Duration
+    /// Longest backoff between two attempts.
+    public var maxBackoff: Duration
+    /// How long one POST may take (connecting included).
+    public var requestTimeout: Duration
+    /// Most events waiting per webhook URL; further events are dropped and counted
+    /// (`herald_webhook_events_dropped_total{reason="queue_full"}`) instead of growing memory.
+    public var maxQueuedEvents: Int
+    /// On graceful shutdown, how long Herald keeps delivering what is queued (including the
+    /// vacated and member-removed events of the connections it closes).
+    public var shutdownTimeout: Duration
+
+    /// Delivery settings; the defaults suit most endpoints.
+    public init(
+        batchSize: Int = 50,
+        batchInterval: Duration = .milliseconds(100),
+        maxAttempts: Int = 5,
+        initialBackoff: Duration = .milliseconds(500),
+        maxBackoff: Duration = .seconds(10),
+        requestTimeout: Duration = .seconds(10),
+        maxQueuedEvents: Int = 10_000,
+        shutdownTimeout: Duration = .seconds(5)
+    ) {
+        self.batchSize = batchSize
+        self.batchInterval = batchInterval
+        self.maxAttempts = maxAttempts
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
+        self.requestTimeout = requestTimeout
+        self.maxQueuedEvents = maxQueuedEvents
+        self.shutdownTimeout = shutdownTimeout
     }
 }

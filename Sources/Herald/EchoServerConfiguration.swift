@@ -78,13 +78,16 @@ public struct EchoServerConfiguration: Sendable {
 public struct EchoServerConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The key path (`databaseConfig.redis.port`), or empty for the file as a whole.
     public var path: String
+    /// What is wrong with the value.
     public var message: String
 
+    /// Creates an error for the value at key path `path`.
     public init(path: String, message: String) {
         self.path = path
         self.message = message
     }
 
+    /// `<path>: <message>`, or the message alone for the file as a whole.
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }
 }
 

@@ -40,6 +40,15 @@ final class EngineIOServer: Sendable {
 
     var sessionCount: Int { sessions.withLock { $0.count } }
 
+    /// Open connections by protocol, for the status page: one pass over the session table
+    /// (Engine.IO 3 or 4, each session's `version` is a constant) and the Pusher table's count.
+    var connectionCounts: (socketIOv3: Int, socketIOv4: Int, pusher: Int) {
+        let (v3, total) = sessions.withLock { table in
+            (table.values.reduce(0) { $0 + ($1.version == .v3 ? 1 : 0) }, table.count)
+        }
+        return (v3, total - v3, pusherConnections.withLock { $0.connections.count })
+    }
+
     /// Every open session (for shutdown).
     var allSessions: [EngineSession] { sessions.withLock { Array($0.values) } }
 

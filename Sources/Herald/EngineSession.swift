@@ -90,6 +90,10 @@ public actor EngineSession: Recipient {
     private var connectDeadline: Scheduled<Void>?
     private var upgradeDeadline: Scheduled<Void>?
     private var logger: Logger
+    /// The peer's address, kept only when plugin hooks take it (see "Plugin hooks" below).
+    private var remoteAddress: String?
+    /// The connection observers' notice of this socket's opening; `nil` when none observe.
+    private var openNotice: Task<Void, Never>?
 
     init(id: String, version: EngineIOVersion, eventLoop: any EventLoop, transport: Transport, handshake: HandshakeInfo, server: EngineIOServer) {
         self.handshake = handshake
@@ -132,6 +136,7 @@ public actor EngineSession: Recipient {
             maxPayload: version == .v4 ? config.maxPayload : nil
         ))
         server.registry.connect(self)
+        rememberRemoteAddress(handshake)
         logger.debug("session opened", metadata: ["herald.transport": "\(upgrades.isEmpty ? "websocket" : "polling")", "herald.eio": "\(version.rawValue)"])
         var first = [open]
         switch version {
@@ -160,6 +165,7 @@ public actor EngineSession: Recipient {
         socketID = sid
         connectDeadline?.cancel()
         logger[metadataKey: "herald.socket"] = "\(sid)"
+        notifyPluginsOpened()
     }
 
     /// A polling response body in this session's framing.
@@ -512,6 +518,7 @@ public actor EngineSession: Recipient {
             send(SocketIOCodec.connectReply(sid: sid))
         case .disconnect:
             leaveAllChannels()
+            notifyPluginsClosed()
             socketID = nil
         case .event, .binaryEvent:
             guard socketID != nil else {
@@ -579,6 +586,16 @@ public actor EngineSession: Recipient {
             subscriptionError(channel, status: 403)
             return
         }
+        if server.router.plugins.authorizesSubscriptions, let socketID {
+            askPlugins(channel, auth: auth, socketID: socketID)
+            return
+        }
+        subscribeDeferred(channel, auth: auth)
+    }
+
+    /// A subscription no plugin decided: public channels are open, private and presence ones
+    /// are the app's to authorize.
+    private func subscribeDeferred(_ channel: String, auth: JSONValue?) {
         let kind = ChannelKind(channel)
         guard kind.requiresAuthorization else {
             join(channel, member: nil)
@@ -683,7 +700,12 @@ public actor EngineSession: Recipient {
         }
         var data = ByteBuffer()
         (argument["data"] ?? .null).write(into: &data)
-        server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client))
+        if server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client)),
+           let webhooks = server.registry.webhooks, let socketID {
+            // Whispers share channels with Pusher client events, so they are client_event too.
+            let userID = kind == .presence ? server.registry.presenceUserID(channel, of: self) : nil
+            webhooks.record(.clientEvent(channel: channel, event: event, data: data, socketID: socketID, userID: userID))
+        }
     }
 
     /// Logs a refused request at most 5 times a second per connection, then once more with the
@@ -748,6 +770,7 @@ public actor EngineSession: Recipient {
         server.registry.disconnect(self, channels: channels)
         channels.removeAll()
         server.removeSession(id)
+        notifyPluginsClosed()
         logger.debug("session closed", metadata: ["herald.reason": "\(reason)"])
         if case .probing(let probe, _) = upgrade { probe.close(promise: nil) }
         switch transport {
@@ -766,6 +789,81 @@ public actor EngineSession: Recipient {
             }
         }
         queue.removeAll()
+    }
+}
+
+// MARK: Plugin hooks
+
+extension EngineSession {
+    /// Keeps the peer's address when a plugin hook will want it (the handshake's connection for
+    /// polling, the WebSocket otherwise).
+    fileprivate func rememberRemoteAddress(_ handshake: PollResponder?) {
+        let plugins = server.router.plugins
+        guard plugins.observesConnections || plugins.authorizesSubscriptions else { return }
+        var peer = handshake?.channel
+        if case .webSocket(let channel) = transport { peer = channel }
+        remoteAddress = peer?.remoteAddress.map { "\($0)" }
+    }
+
+    private func connectionInfo(socketID: String) -> ConnectionInfo {
+        ConnectionInfo(clientProtocol: .socketIO, socketID: socketID, remoteAddress: remoteAddress)
+    }
+
+    /// The socket joined `/`: tell the connection observers (fire-and-forget).
+    fileprivate func notifyPluginsOpened() {
+        guard let socketID, server.router.plugins.observesConnections else { return }
+        openNotice = server.router.plugins.connectionOpened(connectionInfo(socketID: socketID), logger: logger)
+    }
+
+    /// The socket left `/` or the session closed: tell the observers told of its opening.
+    fileprivate func notifyPluginsClosed() {
+        guard let notice = openNotice, let socketID else { return }
+        openNotice = nil
+        server.router.plugins.connectionClosed(connectionInfo(socketID: socketID), after: notice, logger: logger)
+    }
+
+    /// Asks the subscription authorizers about `channel`; the answer comes back on this loop.
+    /// The channel counts as authorizing meanwhile (an unsubscribe cancels it).
+    fileprivate func askPlugins(_ channel: String, auth: JSONValue?, socketID: String) {
+        var headers: [(name: String, value: String)] = []
+        if case .object(let members)? = auth?["headers"] {
+            for member in members {
+                if case .string(let value) = member.value { headers.append((member.key, value)) }
+            }
+        }
+        if let cookie = handshake.cookie { headers.append(("Cookie", cookie)) }
+        authorizing.insert(channel)
+        let request = SubscriptionRequest(channel: channel, connection: connectionInfo(socketID: socketID), headers: headers)
+        decide(request, auth: auth, logger: logger)
+    }
+
+    private nonisolated func decide(_ request: SubscriptionRequest, auth: JSONValue?, logger: Logger) {
+        let plugins = server.router.plugins
+        Task {
+            let decision = await plugins.authorize(request, logger: logger)
+            self.onLoop { $0.finishPluginAuthorization(request.channel, auth: auth, decision: decision) }
+        }
+    }
+
+    private func finishPluginAuthorization(_ channel: String, auth: JSONValue?, decision: SubscriptionDecision) {
+        // Unsubscribed (or disconnected) while the plugins were deciding: nothing to do.
+        guard authorizing.remove(channel) != nil, !closed else { return }
+        switch decision {
+        case .deferToApp:
+            subscribeDeferred(channel, auth: auth)
+        case .deny(let status):
+            logger.info("subscription refused by a plugin", metadata: ["herald.channel": "\(channel)", "herald.status": "\(status)"])
+            subscriptionError(channel, status: status)
+        case .allow(let channelData):
+            var member: PresenceMember? = nil
+            if ChannelKind(channel) == .presence {
+                member = channelData.flatMap(PresenceMember.init(channelData:))
+                if member == nil {
+                    logger.warning("a plugin admitted a presence subscription without channel_data.user_id; joined without presence", metadata: ["herald.channel": "\(channel)"])
+                }
+            }
+            join(channel, member: member)
+        }
     }
 }
 

@@ -51,7 +51,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
         rejected = true
-        engine.logger.info("request body over the limit", metadata: ["herald.limit": "\(engine.configuration.maxPayload)", "herald.uri": "\(head.uri)"])
+        engine.logger.info("request body over the limit", metadata: ["herald.limit": "\(engine.configuration.maxPayload)", "herald.path": "\(EngineIOServer.path(head.uri))"])
         let responder = PollResponder(channel: context.channel, headers: engine.corsHeaders(for: head.headers), keepAlive: false)
         responder.respond(error: .payloadTooLarge)
     }
@@ -68,6 +68,10 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if let api = endpoints.api, api.handles(path) {
             api.handle(head: head, body: body, channel: context.channel)
+            return
+        }
+        if let status = endpoints.status, status.handles(path) {
+            status.handle(head: head, channel: context.channel)
             return
         }
         let responder = PollResponder(channel: context.channel, headers: endpoints.api?.responseHeaders ?? HTTPHeaders(), keepAlive: head.isKeepAlive)
@@ -114,6 +118,8 @@ struct HTTPEndpoints: Sendable {
     var pusherAPI: PusherHTTPAPIHandler? = nil
     /// What `GET /metrics` serves; `nil` answers 404.
     var metrics: MetricsEndpoint? = nil
+    /// `/status`, `/status.json` and `/tail`, when a status token is configured.
+    var status: StatusEndpoint? = nil
 }
 
 /// What a WebSocket connection's frames are handed to (an Engine.IO session, a Pusher
@@ -226,8 +232,8 @@ struct EngineWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
         var headers = initialResponseHeaders
         for (name, value) in engine.corsHeaders(for: upgradeRequest.headers) { headers.add(name: name, value: value) }
         let digest = Insecure.SHA1.hash(data: Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
-        headers.add(name: "Upgrade", value: "websocket")
-        headers.add(name: "Connection", value: "upgrade")
+        // `initialResponseHeaders` already holds `Connection: upgrade` and `Upgrade: websocket`;
+        // browsers refuse a handshake that repeats them.
         headers.add(name: "Sec-WebSocket-Accept", value: Base64.encode(Array(digest)))
         return channel.eventLoop.makeSucceededFuture(headers)
     }

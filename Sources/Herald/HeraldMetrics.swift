@@ -20,6 +20,16 @@ enum DropReason: String, CaseIterable, Sendable {
     case notLaravel = "not_laravel"
 }
 
+/// Why a webhook event was dropped, as the `reason` label of `herald_webhook_events_dropped_total`.
+enum WebhookDropReason: String, CaseIterable, Sendable {
+    /// The webhook's queue was full (the endpoint is slower than the events).
+    case queueFull = "queue_full"
+    /// Every attempt to deliver its batch failed.
+    case deliveryFailed = "delivery_failed"
+    /// Still queued when shutdown's time ran out, or recorded after delivery stopped.
+    case shutdown
+}
+
 /// Herald's metrics, made once per relay from one `MetricsFactory`.
 ///
 /// Every labelled series is created up front, so `/metrics` shows each one (at 0) from the
@@ -42,6 +52,13 @@ struct HeraldMetrics: Sendable {
     let authDuration: Timer
     let pluginErrors: Counter
     let slowConsumerDisconnects: Counter
+    private let webhookDropped: [Counter]
+    /// `herald_webhook_requests_total{result="success"}`: webhook POSTs answered 2xx.
+    let webhookRequestsSucceeded: Counter
+    /// `herald_webhook_requests_total{result="error"}`: non-2xx answers and transport errors.
+    let webhookRequestsFailed: Counter
+    /// `herald_webhook_events_sent_total`: events in batches the endpoint accepted.
+    let webhookEventsSent: Counter
 
     /// Metric names, for the tests and the docs.
     enum Name {
@@ -55,6 +72,9 @@ struct HeraldMetrics: Sendable {
         static let redisReconnects = "herald_redis_reconnects_total"
         static let pluginErrors = "herald_plugin_errors_total"
         static let slowConsumerDisconnects = "herald_slow_consumer_disconnects_total"
+        static let webhookEventsDropped = "herald_webhook_events_dropped_total"
+        static let webhookRequests = "herald_webhook_requests_total"
+        static let webhookEventsSent = "herald_webhook_events_sent_total"
     }
 
     init(factory: any MetricsFactory) {
@@ -80,6 +100,12 @@ struct HeraldMetrics: Sendable {
         authDuration = Timer(label: Name.authDuration, factory: factory)
         pluginErrors = Counter(label: Name.pluginErrors, factory: factory)
         slowConsumerDisconnects = Counter(label: Name.slowConsumerDisconnects, factory: factory)
+        webhookDropped = WebhookDropReason.allCases.map {
+            Counter(label: Name.webhookEventsDropped, dimensions: [("reason", $0.rawValue)], factory: factory)
+        }
+        webhookRequestsSucceeded = Counter(label: Name.webhookRequests, dimensions: [("result", "success")], factory: factory)
+        webhookRequestsFailed = Counter(label: Name.webhookRequests, dimensions: [("result", "error")], factory: factory)
+        webhookEventsSent = Counter(label: Name.webhookEventsSent, factory: factory)
     }
 
     /// Metrics that go nowhere (a registry made without a relay).
@@ -101,6 +127,15 @@ struct HeraldMetrics: Sendable {
 
     func dropped(_ reason: DropReason) -> Counter {
         dropped[DropReason.allCases.firstIndex(of: reason)!]
+    }
+
+    /// `herald_webhook_events_dropped_total{reason}`: a switch, no lookup.
+    func webhookDropped(_ reason: WebhookDropReason) -> Counter {
+        switch reason {
+        case .queueFull: webhookDropped[0]
+        case .deliveryFailed: webhookDropped[1]
+        case .shutdown: webhookDropped[2]
+        }
     }
 }
 

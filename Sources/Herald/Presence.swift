@@ -77,11 +77,17 @@ struct PresenceChannel: Sendable {
     }
 
     var users: [String: Entry] = [:]
+    /// The user each connection joined as (so a sender's user id is found without a scan).
+    private var userBySession: [ObjectIdentifier: String] = [:]
     private var nextSequence = 0
+
+    /// The user id (``PresenceMember/key``) a connection joined as.
+    func userID(of session: ObjectIdentifier) -> String? { userBySession[session] }
 
     /// Adds a connection; returns true when it is the user's first connection here.
     mutating func join(_ member: PresenceMember, session: ObjectIdentifier, socketID: String) -> Bool {
         nextSequence += 1
+        userBySession[session] = member.key
         if var entry = users[member.key] {
             entry.connections.removeAll { $0.session == session }
             entry.connections.append((session, socketID))
@@ -96,6 +102,7 @@ struct PresenceChannel: Sendable {
 
     /// Removes a connection; returns the member when that was the user's last connection.
     mutating func leave(session: ObjectIdentifier) -> PresenceMember? {
+        userBySession[session] = nil
         for (key, var entry) in users where entry.connections.contains(where: { $0.session == session }) {
             entry.connections.removeAll { $0.session == session }
             if entry.connections.isEmpty {

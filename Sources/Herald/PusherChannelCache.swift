@@ -78,9 +78,15 @@ final class PusherChannelCache: Sendable {
     /// succeeded: the last event as `{"event","channel","data"}`, or
     /// `{"event":"pusher:cache_miss","channel":…}` when there is none younger than `ttl`.
     func subscriberMessage(channel: String, ttl: TimeAmount, now: NIODeadline = .now()) -> ByteBuffer {
+        subscriberReply(channel: channel, ttl: ttl, now: now).message
+    }
+
+    /// ``subscriberMessage(channel:ttl:now:)``, and whether it is `pusher:cache_miss` (the
+    /// `cache_miss` webhook).
+    func subscriberReply(channel: String, ttl: TimeAmount, now: NIODeadline = .now()) -> (message: ByteBuffer, miss: Bool) {
         guard let entry = lastEvent(channel: channel, ttl: ttl, now: now) else {
-            return PusherMessage.cacheMiss(channel: channel)
+            return (PusherMessage.cacheMiss(channel: channel), true)
         }
-        return PusherMessage.event(entry.name, channel: channel, data: entry.data, dataForm: entry.dataForm)
+        return (PusherMessage.event(entry.name, channel: channel, data: entry.data, dataForm: entry.dataForm), false)
     }
 }

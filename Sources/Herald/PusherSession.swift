@@ -25,6 +25,12 @@ actor PusherSession: Recipient, WebSocketSession {
     }
 
     private var channels: Set<String> = []
+    /// Channels whose subscription the plugins are deciding (see "Plugin hooks" below).
+    private var authorizing: Set<String> = []
+    /// The peer's address, kept only when plugin hooks take it.
+    private var remoteAddress: String?
+    /// The connection observers' notice of this connection's opening; `nil` when none observe.
+    private var openNotice: Task<Void, Never>?
     private var presence: [String: PresenceMember] = [:]
     private var closed = false
     private var needsFlush = false
@@ -102,6 +108,7 @@ actor PusherSession: Recipient, WebSocketSession {
             }
         }
         logger.debug("Pusher connection established")
+        notifyPluginsOpened()
     }
 
     static func timeAmount(_ duration: Duration) -> TimeAmount {
@@ -270,6 +277,17 @@ actor PusherSession: Recipient, WebSocketSession {
             subscriptionError(name, status: 4100, type: "LimitReached", error: "Too many channels on this connection")
             return
         }
+        if server.router.plugins.authorizesSubscriptions, parsed.kind != .reserved, parsed.kind != .serverToUser {
+            askPlugins(request, parsed: parsed, app: app)
+            return
+        }
+        admit(request, parsed: parsed, app: app)
+    }
+
+    /// Herald's own check of a subscription no plugin decided (signatures, server-to-user
+    /// ownership), then the cache channel's last event.
+    private func admit(_ request: PusherSubscribeRequest, parsed: PusherChannelName, app: PusherApp) {
+        let name = request.channel
         switch parsed.kind {
         case .public:
             join(name, member: nil)
@@ -318,9 +336,15 @@ actor PusherSession: Recipient, WebSocketSession {
             subscriptionError(name, status: 4009, type: "AuthError", error: "This channel is not available on this server")
             return
         }
+        replayCache(name, parsed: parsed, app: app)
+    }
+
+    private func replayCache(_ name: String, parsed: PusherChannelName, app: PusherApp) {
         if parsed.isCache {
             // Right after subscription_succeeded: the channel's last event, or pusher:cache_miss.
-            write(server.router.channelCache.subscriberMessage(channel: name, ttl: .seconds(Int64(app.cacheTTL))))
+            let reply = server.router.channelCache.subscriberReply(channel: name, ttl: .seconds(Int64(app.cacheTTL)))
+            write(reply.message)
+            if reply.miss { server.registry.webhooks?.record(.cacheMiss(channel: name)) }
         }
     }
 
@@ -340,6 +364,7 @@ actor PusherSession: Recipient, WebSocketSession {
     }
 
     private func unsubscribe(_ channel: String) {
+        authorizing.remove(channel)
         guard channels.remove(channel) != nil else { return }
         if presence[channel] != nil {
             leavePresence(channel)
@@ -381,7 +406,9 @@ actor PusherSession: Recipient, WebSocketSession {
         }
         var event = Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client)
         event.senderUserID = presence[channel]?.key
-        server.router.publish(event)
+        if server.router.publish(event) {
+            server.registry.webhooks?.record(.clientEvent(channel: channel, event: name, data: data, socketID: socketID, userID: event.senderUserID))
+        }
     }
 
     // MARK: Closing
@@ -425,6 +452,86 @@ actor PusherSession: Recipient, WebSocketSession {
         for channel in presence.keys { leavePresence(channel) }
         server.registry.disconnect(self, channels: channels)
         channels.removeAll()
+        authorizing.removeAll()
         server.pusherConnectionClosed(self, userID: userID)
+        notifyPluginsClosed()
+    }
+}
+
+// MARK: Plugin hooks
+
+extension PusherSession {
+    private func connectionInfo() -> ConnectionInfo {
+        ConnectionInfo(clientProtocol: .pusher, socketID: socketID, remoteAddress: remoteAddress, userID: userID)
+    }
+
+    /// `connection_established` went out: tell the connection observers (fire-and-forget).
+    fileprivate func notifyPluginsOpened() {
+        let plugins = server.router.plugins
+        guard plugins.observesConnections || plugins.authorizesSubscriptions else { return }
+        remoteAddress = channel.remoteAddress.map { "\($0)" }
+        openNotice = plugins.connectionOpened(connectionInfo(), logger: logger)
+    }
+
+    /// The connection closed: tell the observers told of its opening.
+    fileprivate func notifyPluginsClosed() {
+        guard let notice = openNotice else { return }
+        openNotice = nil
+        server.router.plugins.connectionClosed(connectionInfo(), after: notice, logger: logger)
+    }
+
+    /// Asks the subscription authorizers; the answer comes back on this loop. The channel
+    /// counts as authorizing meanwhile (an unsubscribe cancels it).
+    fileprivate func askPlugins(_ request: PusherSubscribeRequest, parsed: PusherChannelName, app: PusherApp) {
+        let name = request.channel
+        guard !authorizing.contains(name) else { return }
+        guard channels.count + authorizing.count < server.configuration.maxChannelsPerConnection else {
+            subscriptionError(name, status: 4100, type: "LimitReached", error: "Too many channels on this connection")
+            return
+        }
+        authorizing.insert(name)
+        decide(SubscriptionRequest(channel: name, connection: connectionInfo()), subscribe: request, parsed: parsed, logger: logger)
+    }
+
+    private nonisolated func decide(_ question: SubscriptionRequest, subscribe request: PusherSubscribeRequest, parsed: PusherChannelName, logger: Logger) {
+        let plugins = server.router.plugins
+        Task {
+            let decision = await plugins.authorize(question, logger: logger)
+            self.onLoop { $0.finishPluginAuthorization(request, parsed: parsed, decision: decision) }
+        }
+    }
+
+    private func finishPluginAuthorization(_ request: PusherSubscribeRequest, parsed: PusherChannelName, decision: SubscriptionDecision) {
+        let name = request.channel
+        // Unsubscribed (or disconnected) while the plugins were deciding: nothing to do.
+        guard authorizing.remove(name) != nil, !closed, let app else { return }
+        switch decision {
+        case .deferToApp:
+            admit(request, parsed: parsed, app: app)
+            return
+        case .deny(let status):
+            logger.info("Pusher subscription refused by a plugin", metadata: ["herald.channel": "\(name)", "herald.status": "\(status)"])
+            subscriptionError(name, status: status, error: "The subscription was refused.")
+            return
+        case .allow(let channelData):
+            guard parsed.kind == .presence else {
+                join(name, member: nil)
+                write(PusherMessage.subscriptionSucceeded(channel: name))
+                break
+            }
+            // Pusher presence needs a member: the plugin must name one.
+            guard let member = channelData.flatMap(PresenceMember.init(channelData:)) else {
+                logger.warning("a plugin admitted a presence subscription without channel_data.user_id; refused", metadata: ["herald.channel": "\(name)"])
+                subscriptionError(name, status: 403, error: "The subscription has no presence member.")
+                return
+            }
+            let current = server.registry.presenceMembers(name)
+            if current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) {
+                subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
+                return
+            }
+            join(name, member: member)
+        }
+        replayCache(name, parsed: parsed, app: app)
     }
 }

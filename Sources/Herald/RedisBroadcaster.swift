@@ -22,6 +22,8 @@ public struct RedisBroadcaster: Sendable {
     /// Laravel's key prefix (`laravel_database_`), put in front of every channel name.
     public let keyPrefix: String
 
+    /// Creates a broadcaster that publishes on `connection`, prefixing every channel with
+    /// `keyPrefix` (use the prefix the relays strip: ``HeraldConfiguration/keyPrefix``).
     public init(connection: RedisConnection, keyPrefix: String = "") {
         self.connection = connection
         self.keyPrefix = keyPrefix

@@ -5,6 +5,7 @@ import HeraldRedis
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 
@@ -39,11 +40,15 @@ public final class Relay: Service, Sendable {
     private let logger: Logger
     private let bound = Mutex<SocketAddress?>(nil)
     private let ingestDrops = Atomic<Int>(0)
+    private let serverTLS = Mutex<ServerTLS?>(nil)
     private let metrics: HeraldMetrics
     private let metricsEndpoint: MetricsEndpoint?
 
     /// - Parameters:
-    ///   - plugins: event plugins, in the order they run.
+    ///   - plugins: plugins, in the order they run: event plugins, subscription authorizers
+    ///     and connection observers (each takes part in the hooks it implements).
+    ///   - pluginTimeBudget: how long one plugin call may take when its plugin sets no
+    ///     ``HeraldPlugin/timeBudget``.
     ///   - eventLoopGroup: the loops connections run on (NIO's shared group by default).
     ///   - metrics: what `GET /metrics` serves (typically `.prometheus(registry)` for the
     ///     registry behind the application's `PrometheusMetricsFactory`); `nil` answers 404.
@@ -51,7 +56,8 @@ public final class Relay: Service, Sendable {
     ///     bootstrapped `MetricsSystem.factory`. Herald never bootstraps `MetricsSystem` itself.
     public init(
         configuration: HeraldConfiguration,
-        plugins: [any EventPlugin] = [],
+        plugins: [any HeraldPlugin] = [],
+        pluginTimeBudget: Duration = PluginChain.defaultTimeBudget,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         metrics: MetricsEndpoint? = nil,
         metricsFactory: (any MetricsFactory)? = nil,
@@ -64,9 +70,10 @@ public final class Relay: Service, Sendable {
         let recorded = HeraldMetrics(factory: factory)
         self.metrics = recorded
         self.metricsEndpoint = metrics
-        let registry = ChannelRegistry(metrics: recorded)
+        let webhooks = PusherWebhookSender(apps: configuration.pusherApps, eventLoopGroup: eventLoopGroup, metrics: recorded, logger: logger)
+        let registry = ChannelRegistry(metrics: recorded, webhooks: webhooks)
         self.registry = registry
-        let chain = PluginChain(plugins, onError: { _, _ in recorded.pluginErrors.increment() })
+        let chain = PluginChain(plugins, timeBudget: pluginTimeBudget, onError: { _, _ in recorded.pluginErrors.increment() })
         let router = Router(registry: registry, plugins: chain, emitToAll: configuration.emitToAll, logger: logger)
         self.router = router
         self.authorizer = configuration.authorization.map {
@@ -98,10 +105,26 @@ public final class Relay: Service, Sendable {
     /// Redis messages dropped because they were not Laravel broadcasts.
     public var droppedRedisMessages: Int { ingestDrops.load(ordering: .relaxed) }
 
+    /// Reads the TLS certificate and key files again (``HeraldConfiguration/tls``): connections
+    /// made from now on use them; established connections are not touched. On an error the
+    /// running certificate stays and the error says which file is wrong. Does nothing without TLS
+    /// or before ``run()`` has started listening.
+    public func reloadCertificates() throws {
+        guard let tls = serverTLS.withLock({ $0 }) else { return }
+        try tls.reload()
+        logger.notice("TLS certificate reloaded", metadata: ["herald.tls.certificate": "\(tls.files.certificateChainPath)"])
+    }
+
     public func run() async throws {
         let engine = self.engine
         let pusherAPI = configuration.pusherApps.isEmpty ? nil : PusherHTTPAPIHandler(apps: configuration.pusherApps, registry: registry, router: router, logger: logger, engine: engine)
-        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI, metrics: metricsEndpoint)
+        let status = configuration.statusToken.flatMap { $0.isEmpty ? nil : $0 }.map { token in
+            StatusEndpoint(token: token, configuration: configuration, registry: registry, router: router, engine: engine, subscriber: subscriber,
+                           notLaravel: { [self] in self.droppedRedisMessages }, loop: eventLoopGroup.any(), logger: logger)
+        }
+        let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI, metrics: metricsEndpoint, status: status)
+        let tls = try configuration.tls.map { files throws(TLSSetupError) in try ServerTLS(files: files) }
+        serverTLS.withLock { $0 = tls }
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -117,6 +140,9 @@ public final class Relay: Service, Sendable {
             ))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+                    }
                     try HTTPPipeline.configure(channel: channel, engine: engine, endpoints: endpoints)
                 }
             }
@@ -129,6 +155,7 @@ public final class Relay: Service, Sendable {
             "herald.redis": "\(configuration.redis.map { "\($0)" } ?? "none (standalone)")",
             "herald.pattern": "\(configuration.redis == nil ? "" : configuration.redisPattern)",
             "herald.emit_to_all": "\(configuration.emitToAll)",
+            "herald.tls": "\(tls.map { "on (\($0.files.certificateChainPath))" } ?? "off")",
         ])
         for app in configuration.pusherApps {
             logger.info("Pusher app served", metadata: ["herald.pusher.app": "\(app.id)", "herald.pusher.path": "/app/\(app.key)"])
@@ -150,6 +177,13 @@ public final class Relay: Service, Sendable {
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await self.router.run() }
+            if let status {
+                logger.info("status endpoints on: GET /status, /status.json, /tail (token required)")
+                group.addTask { await status.run() }
+            }
+            if let webhooks = registry.webhooks {
+                group.addTask { await webhooks.run() }
+            }
             if let subscriber {
                 group.addTask { try await subscriber.run() }
                 group.addTask { await self.ingest(from: subscriber) }
@@ -162,6 +196,9 @@ public final class Relay: Service, Sendable {
                 engine.closeAll()
             }
             router.finish()
+            // Webhooks flush what is queued, with the vacated/member_removed events of the
+            // connections just closed, within their shutdown timeout.
+            registry.webhooks?.finish()
             if Task.isCancelled { group.cancelAll() }
         }
         await authorizer?.shutdown()

@@ -50,9 +50,19 @@ public struct RouterStatistics: Sendable, Hashable {
 /// plugin chain once per event, encodes the result once, and hands the bytes to one task per
 /// event loop that writes them to every local recipient and flushes once. The hot path has no
 /// actor hop and no allocation per recipient.
+///
+/// With event plugins, each channel's events go through the chain in a *lane* of their own:
+/// one event at a time, in publication order, so they reach subscribers in that order; lanes
+/// of different channels run concurrently (at most `pluginConcurrency`), so a plugin slow on
+/// one channel holds up only that channel's later events, for at most its time budget. With
+/// `queueSize` events waiting in lanes the router stops taking events from its queue until a
+/// worker takes one; the queue then fills and drops, counted, as without plugins. Without event
+/// plugins events are routed directly from the queue, in order.
 public actor Router {
     private let registry: ChannelRegistry
-    private let plugins: PluginChain
+    /// The plugins: event plugins run here; sessions ask the chain's subscription and
+    /// connection hooks.
+    nonisolated let plugins: PluginChain
     private let emitToAll: Bool
     private let logger: Logger
     private let stream: AsyncStream<Event>
@@ -62,6 +72,11 @@ public actor Router {
     private let metrics: HeraldMetrics
     /// The last event of every Pusher cache channel, written here once per event (D.6).
     nonisolated let channelCache: PusherChannelCache
+    /// `GET /tail` clients: offered every event after the plugins, before fan-out.
+    nonisolated let tail = TailHub()
+
+    /// Channels with events for the plugin chain, and the workers running them.
+    private let lanes: PluginLanes
 
     final class Counters: Sendable {
         let eventsIn = Atomic<Int>(0)
@@ -70,13 +85,16 @@ public actor Router {
     }
 
     /// - Parameters:
-    ///   - queueSize: events that may wait for routing before new ones are dropped (and counted).
+    ///   - queueSize: events that may wait for routing before new ones are dropped (and counted);
+    ///     with event plugins, as many more may wait in the channels' lanes.
     ///   - cachedChannels: most Pusher cache channels whose last event is kept (oldest evicted).
-    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, logger: Logger) {
+    ///   - pluginConcurrency: most channels whose events are in the plugin chain at once.
+    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, pluginConcurrency: Int = 64, logger: Logger) {
         self.registry = registry
         self.metrics = registry.metrics
         self.channelCache = PusherChannelCache(capacity: cachedChannels)
         self.plugins = plugins
+        self.lanes = PluginLanes(maxWorkers: pluginConcurrency, maxWaiting: queueSize)
         self.emitToAll = emitToAll
         self.logger = logger
         (self.stream, self.continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingOldest(queueSize))
@@ -116,15 +134,56 @@ public actor Router {
     /// Stops accepting events; ``run()`` returns once the queue is drained.
     public nonisolated func finish() { continuation.finish() }
 
-    /// Routes events until ``finish()`` is called or the task is cancelled.
+    /// Routes events until ``finish()`` is called or the task is cancelled. After ``finish()``
+    /// it returns once every queued event went through the plugins and out.
     public func run() async {
+        guard plugins.processesEvents else {
+            for await event in stream { route(event) }
+            return
+        }
         for await event in stream {
-            if plugins.isEmpty {
-                route(event)
-            } else {
-                for output in await plugins.run(event, logger: logger) { route(output) }
+            var placed = false
+            while !placed {
+                switch lanes.offer(event) {
+                case .queued:
+                    placed = true
+                case .startWorker(let channel):
+                    startWorker(first: channel)
+                    placed = true
+                case .full:
+                    await lanes.waitForRoom()
+                }
             }
         }
+        if Task.isCancelled {
+            lanes.stop()
+        } else {
+            await lanes.drain()
+        }
+    }
+
+    // MARK: Plugin lanes
+
+    /// Starts a worker on `channel`'s first event. The worker's runner may hand the worker to
+    /// another task (the watchdog's, when a plugin overran its budget); one task at a time
+    /// drives it.
+    private nonisolated func startWorker(first channel: String) {
+        let runner = PluginRunner(chain: plugins, logger: logger) { [self] runner, input, outputs, owner in
+            for output in outputs { route(output) }
+            await work(runner: runner, owner: owner, next: await lanes.next(after: input.channel))
+        }
+        Task { await work(runner: runner, owner: runner.firstOwner, next: lanes.take(channel)) }
+    }
+
+    private nonisolated func work(runner: PluginRunner, owner: Int, next first: Event?) async {
+        var next = first
+        while let event = next {
+            // nil: the watchdog took this worker over while a plugin overran its budget.
+            guard let outputs = await runner.run(event, owner: owner) else { return }
+            for output in outputs { route(output) }
+            next = await lanes.next(after: event.channel)
+        }
+        runner.close()
     }
 
     /// Announces a presence change to `channel`'s members in both dialects
@@ -145,7 +204,8 @@ public actor Router {
         metrics.deliveries.increment(by: delivered)
     }
 
-    private func route(_ event: Event) {
+    private nonisolated func route(_ event: Event) {
+        tail.offer(event)  // one atomic load while nobody tails
         let kind = event.channelKind
         var delivered = 0
         let dataForm: PusherMessage.DataForm = event.source == .client ? .verbatim : .string
@@ -193,5 +253,185 @@ public actor Router {
             }
         }
         return count
+    }
+}
+
+/// The router's plugin lanes: for each channel with events bound for the plugin chain, the
+/// events not yet taken, and a bounded pool of worker tasks running them.
+///
+/// A channel is *owned* by at most one worker at a time — from the moment a worker takes its
+/// next event until it finished that event — which keeps the channel's order; a channel with
+/// waiting events and no owner is in `ready`, in arrival order. Workers are started on demand
+/// (at most `maxWorkers`), take the next event of their channel or, when others wait, move on
+/// round-robin, and park when there is nothing to do. Under load no task is started and no
+/// actor is entered per event: taking and finishing one is a lock each.
+final class PluginLanes: Sendable {
+    enum Offer {
+        /// The event waits in its lane.
+        case queued
+        /// The event waits in its lane, which needs a new worker (none is idle).
+        case startWorker(String)
+        /// `maxWaiting` events already wait: try again after ``waitForRoom()``.
+        case full
+    }
+
+    private struct State {
+        /// Channels with waiting or running events → their waiting events, next first.
+        var lanes: [String: CircularBuffer<Event>] = [:]
+        /// Channels with waiting events and no worker, in arrival order.
+        var ready = CircularBuffer<String>()
+        /// Events waiting in lanes.
+        var waiting = 0
+        var workers = 0
+        /// Parked workers, resumed with a channel to take from, or nil to stop.
+        var idle: [CheckedContinuation<String?, Never>] = []
+        var roomWaiter: CheckedContinuation<Void, Never>?
+        var drainWaiter: CheckedContinuation<Void, Never>?
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+    private let maxWorkers: Int
+    private let maxWaiting: Int
+
+    init(maxWorkers: Int, maxWaiting: Int) {
+        self.maxWorkers = max(1, maxWorkers)
+        self.maxWaiting = max(1, maxWaiting)
+    }
+
+    /// Puts `event` in its channel's lane (called by the router's loop only).
+    func offer(_ event: Event) -> Offer {
+        let (offer, wake) = state.withLock { state -> (Offer, CheckedContinuation<String?, Never>?) in
+            guard state.waiting < maxWaiting else { return (.full, nil) }
+            state.waiting += 1
+            if state.lanes[event.channel] != nil {
+                state.lanes[event.channel]?.append(event)
+                return (.queued, nil)
+            }
+            state.lanes[event.channel] = [event]
+            if let idle = state.idle.popLast() { return (.queued, idle) }
+            if state.workers < maxWorkers {
+                state.workers += 1
+                return (.startWorker(event.channel), nil)
+            }
+            state.ready.append(event.channel)
+            return (.queued, nil)
+        }
+        wake?.resume(returning: event.channel)
+        return offer
+    }
+
+    /// Waits until ``offer(_:)`` may accept an event again.
+    func waitForRoom() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                guard state.waiting >= maxWaiting else { return true }
+                state.roomWaiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// Takes the next event of `channel`, which the calling worker owns.
+    func take(_ channel: String) -> Event? {
+        let (event, room) = state.withLock { state in Self.take(channel, &state) }
+        room?.resume()
+        return event
+    }
+
+    private static func take(_ channel: String, _ state: inout State) -> (Event?, CheckedContinuation<Void, Never>?) {
+        guard let event = state.lanes[channel]?.popFirst() else { return (nil, nil) }
+        state.waiting -= 1
+        let room = state.roomWaiter
+        state.roomWaiter = nil
+        return (event, room)
+    }
+
+    /// The calling worker finished an event of `channel`: the next event it should run (of the
+    /// same channel, or of the longest-waiting other one), or `nil` when it should stop.
+    func next(after channel: String) async -> Event? {
+        enum Step {
+            case run(Event?, room: CheckedContinuation<Void, Never>?)
+            case park
+            case stop(wake: [CheckedContinuation<String?, Never>], drained: CheckedContinuation<Void, Never>?)
+        }
+        let step = state.withLock { state -> Step in
+            var next: String? = channel
+            if state.lanes[channel]?.isEmpty ?? true {
+                state.lanes[channel] = nil
+                next = state.ready.popFirst()
+            } else if let waiting = state.ready.popFirst() {
+                // Others wait too: take turns.
+                state.ready.append(channel)
+                next = waiting
+            }
+            if let next {
+                let (event, room) = Self.take(next, &state)
+                return .run(event, room: room)
+            }
+            guard state.draining, state.lanes.isEmpty else { return .park }
+            let idle = state.idle
+            state.workers -= 1 + idle.count
+            state.idle = []
+            let drained = state.drainWaiter
+            state.drainWaiter = nil
+            return .stop(wake: idle, drained: drained)
+        }
+        switch step {
+        case .run(let event, let room):
+            room?.resume()
+            return event
+        case .stop(let idle, let drained):
+            for worker in idle { worker.resume(returning: nil) }
+            drained?.resume()
+            return nil
+        case .park:
+            let assigned = await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+                // Work may have come in since the lock above was released.
+                let now = state.withLock { state -> String?? in
+                    if let waiting = state.ready.popFirst() { return .some(waiting) }
+                    if state.draining && state.lanes.isEmpty {
+                        state.workers -= 1
+                        return .some(nil)
+                    }
+                    state.idle.append(continuation)
+                    return .none
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+            guard let assigned else { return nil }
+            return take(assigned)
+        }
+    }
+
+    /// Stops the workers as they run out of work, without waiting (the router was cancelled).
+    func stop() {
+        let idle = state.withLock { state -> [CheckedContinuation<String?, Never>] in
+            state.draining = true
+            state.workers -= state.idle.count
+            defer { state.idle = [] }
+            return state.idle
+        }
+        for worker in idle { worker.resume(returning: nil) }
+    }
+
+    /// Waits until every lane is empty, then stops the workers (after the router's queue ended).
+    func drain() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state -> [CheckedContinuation<String?, Never>]? in
+                state.draining = true
+                guard state.lanes.isEmpty else {
+                    state.drainWaiter = continuation
+                    return nil
+                }
+                state.workers -= state.idle.count
+                defer { state.idle = [] }
+                return state.idle
+            }
+            guard let idle else { return }
+            for worker in idle { worker.resume(returning: nil) }
+            continuation.resume()
+        }
     }
 }

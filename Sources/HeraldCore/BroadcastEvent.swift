@@ -43,6 +43,7 @@ public protocol BroadcastEvent: Sendable {
 }
 
 extension BroadcastEvent {
+    /// The type's name (`OrderShipped`), as Laravel defaults to the event's class name.
     public var broadcastAs: String { String(describing: Self.self) }
 
     /// The Herald events this broadcast becomes, one per channel, sharing one encoded payload.

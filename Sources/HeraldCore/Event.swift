@@ -31,6 +31,8 @@ public struct Event: Sendable {
     /// `user_id` to the relayed message).
     public var senderUserID: String? = nil
 
+    /// Creates an event whose payload is `data`, one JSON value that is relayed byte for byte
+    /// (Herald does not validate it here).
     public init(channel: String, name: String, data: ByteBuffer, excludedSocketID: String? = nil, source: EventSource) {
         self.channel = channel
         self.name = name
@@ -53,11 +55,17 @@ public struct Event: Sendable {
 /// The kinds of channel, told apart by name prefix (anchored: `private-…` means a name that
 /// starts with `private-`, unlike laravel-echo-server's unanchored match).
 public enum ChannelKind: Sendable, Hashable {
+    /// Any other name: anyone may subscribe.
     case `public`
+    /// `private-…`: subscribing needs the application's authorization.
     case `private`
+    /// `private-encrypted-…`: authorized like private channels; payloads are end-to-end encrypted
+    /// by the publisher (Pusher).
     case privateEncrypted
+    /// `presence-…`: authorized, and subscribers see who else is there.
     case presence
 
+    /// The kind of the channel called `name`.
     public init(_ name: String) {
         if name.hasPrefix("private-encrypted-") {
             self = .privateEncrypted

@@ -2,6 +2,8 @@
 /// none), `?` exactly one; everything else matches itself. Linear in practice (the classic
 /// backtracking-on-star walk). Shared by the bundled plugins and available to third-party ones.
 public enum Glob {
+    /// Whether `text` matches `pattern` as a whole: `Glob.matches("orders.1", pattern: "orders.*")`
+    /// is true, `Glob.matches("orders.1", pattern: "orders")` is false.
     public static func matches(_ text: String, pattern: String) -> Bool {
         let t = Array(text.unicodeScalars)
         let p = Array(pattern.unicodeScalars)

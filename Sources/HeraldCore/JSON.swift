@@ -6,12 +6,17 @@ import NIOCore
 /// used for the small control messages clients send (subscribe, unsubscribe, client events) and
 /// for configuration. Object members keep their order.
 public enum JSONValue: Sendable, Hashable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
     /// A number, kept as its literal text so no precision is lost.
     case number(String)
+    /// A string, unescaped.
     case string(String)
+    /// An array, elements in order.
     case array([JSONValue])
+    /// An object, members in their order in the text (duplicate keys kept).
     case object([JSONMember])
 
     /// The member named `key` of an object, if any.
@@ -102,8 +107,11 @@ public enum JSONValue: Sendable, Hashable {
 
 /// One member of a JSON object.
 public struct JSONMember: Sendable, Hashable {
+    /// The member's name, unescaped.
     public var key: String
+    /// The member's value.
     public var value: JSONValue
+    /// Creates a member.
     public init(key: String, value: JSONValue) {
         self.key = key
         self.value = value
@@ -112,8 +120,11 @@ public struct JSONMember: Sendable, Hashable {
 
 /// Why a JSON text was rejected, with the byte offset.
 public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What was wrong.
     public var message: String
+    /// The byte offset in the text where the problem was found.
     public var offset: Int
+    /// `invalid JSON at byte <offset>: <message>`.
     public var description: String { "invalid JSON at byte \(offset): \(message)" }
 }
 
@@ -381,8 +392,21 @@ public struct JSONReader {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") { index += 1; return }
             if byte == UInt8(ascii: "\\") {
-                index += 2
-                continue
+                // Escapes are checked exactly as `readString` reads them, so that whatever
+                // validates (and is then relayed verbatim) also parses.
+                index += 1
+                guard let escaped = peek() else { break }
+                index += 1
+                switch escaped {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    continue
+                case UInt8(ascii: "u"):
+                    _ = try readUnicodeEscape()
+                    continue
+                default:
+                    throw error("invalid escape")
+                }
             }
             if byte < 0x20 { throw error("control character in string") }
             index += 1
@@ -431,27 +455,29 @@ public struct JSONReader {
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                var scalar = try readHex4()
-                if (0xD800...0xDBFF).contains(scalar) {
-                    // A surrogate pair: the low half must follow.
-                    if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
-                        index += 2
-                        let low = try readHex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error("invalid surrogate pair") }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else {
-                        scalar = 0xFFFD
-                    }
-                } else if (0xDC00...0xDFFF).contains(scalar) {
-                    scalar = 0xFFFD
-                }
-                let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                let unicode = Unicode.Scalar(try readUnicodeEscape()) ?? "\u{FFFD}"
                 out.append(contentsOf: Array(String(Character(unicode)).utf8))
             default:
                 throw error("invalid escape")
             }
         }
         throw error("unterminated string")
+    }
+
+    /// Reads a `\u` escape from just after the `u`: a surrogate pair when a high surrogate is
+    /// followed by another `\u` (the low half must follow then), U+FFFD for a lone surrogate.
+    private mutating func readUnicodeEscape() throws(JSONError) -> UInt32 {
+        let scalar = try readHex4()
+        if (0xD800...0xDBFF).contains(scalar) {
+            guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                return 0xFFFD
+            }
+            index += 2
+            let low = try readHex4()
+            guard (0xDC00...0xDFFF).contains(low) else { throw error("invalid surrogate pair") }
+            return 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+        }
+        return (0xDC00...0xDFFF).contains(scalar) ? 0xFFFD : scalar
     }
 
     private mutating func readHex4() throws(JSONError) -> UInt32 {

@@ -11,6 +11,8 @@ public enum EngineIOVersion: Int, Sendable, Hashable {
 
 /// Engine.IO packet types (the same numbers in v3 and v4).
 public enum EngineIOPacketType: UInt8, Sendable, Hashable {
+    /// The packet types in wire order: `0` open, `1` close, `2` ping, `3` pong, `4` message,
+    /// `5` upgrade, `6` noop.
     case open = 0, close, ping, pong, message, upgrade, noop
 
     /// The ASCII digit that starts a packet of this type.
@@ -19,12 +21,14 @@ public enum EngineIOPacketType: UInt8, Sendable, Hashable {
 
 /// One Engine.IO packet received from a client.
 public struct EngineIOPacket: Sendable, Hashable {
+    /// The packet type.
     public var type: EngineIOPacketType
     /// The packet's data after the type (text packets), or the raw bytes (binary messages).
     public var data: ByteBuffer
     /// Whether the message carried binary data.
     public var isBinary: Bool
 
+    /// Creates a packet; a packet without data (ping, pong, close) needs only its type.
     public init(type: EngineIOPacketType, data: ByteBuffer = ByteBuffer(), isBinary: Bool = false) {
         self.type = type
         self.data = data
@@ -41,17 +45,24 @@ public struct EngineIOError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The HTTP status to answer with (403 for `forbidden`, else 400, 413 for oversized bodies).
     public var httpStatus: Int
 
+    /// Creates an error with its Engine.IO code and message, answered with `httpStatus`.
     public init(code: Int, message: String, httpStatus: Int = 400) {
         self.code = code
         self.message = message
         self.httpStatus = httpStatus
     }
 
+    /// Code 0: the `transport` query parameter names no transport Herald serves.
     public static let unknownTransport = EngineIOError(code: 0, message: "Transport unknown")
+    /// Code 1: the `sid` names no open session.
     public static let unknownSession = EngineIOError(code: 1, message: "Session ID unknown")
+    /// Code 2: a handshake with a method other than `GET`.
     public static let badHandshakeMethod = EngineIOError(code: 2, message: "Bad handshake method")
+    /// Code 3: a request Engine.IO cannot make sense of.
     public static let badRequest = EngineIOError(code: 3, message: "Bad request")
+    /// Code 4: refused, such as an Origin that is not allowed (HTTP 403).
     public static let forbidden = EngineIOError(code: 4, message: "Forbidden", httpStatus: 403)
+    /// Code 5: an `EIO` version other than 3 or 4.
     public static let unsupportedProtocolVersion = EngineIOError(code: 5, message: "Unsupported protocol version")
     /// A polling body larger than the configured limit (HTTP 413).
     public static let payloadTooLarge = EngineIOError(code: 3, message: "Payload too large", httpStatus: 413)
@@ -65,13 +76,17 @@ public struct EngineIOError: Error, Sendable, Hashable, CustomStringConvertible 
         return String(buffer: buffer)
     }
 
+    /// `Engine.IO error <code>: <message>`.
     public var description: String { "Engine.IO error \(code): \(message)" }
 }
 
 /// A malformed packet or payload.
 public struct EngineIOParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What was malformed.
     public var reason: String
+    /// Creates an error with the reason the input was refused.
     public init(_ reason: String) { self.reason = reason }
+    /// `Engine.IO parse error: <reason>`.
     public var description: String { "Engine.IO parse error: \(reason)" }
 }
 

@@ -10,6 +10,7 @@ public struct LaravelBroadcast: Sendable {
     /// The `X-Socket-ID` of the request that used `toOthers()`, if any.
     public var socket: String?
 
+    /// Creates a broadcast to publish (see ``encoded()``).
     public init(event: String, data: ByteBuffer, socket: String?) {
         self.event = event
         self.data = data
@@ -18,7 +19,9 @@ public struct LaravelBroadcast: Sendable {
 
     /// Why a Redis payload is not a Laravel broadcast.
     public struct ParseError: Error, Sendable, Hashable, CustomStringConvertible {
+        /// What is wrong with the payload.
         public var reason: String
+        /// The reason.
         public var description: String { reason }
     }
 

@@ -276,15 +276,18 @@ public enum PusherHTTPAPI {
         return items
     }
 
-    /// Decodes `application/x-www-form-urlencoded` text (`+` → space, `%XX` → byte).
-    public static func percentDecode(_ text: some StringProtocol) -> String {
+    /// Decodes `application/x-www-form-urlencoded` text (`+` → space, `%XX` → byte). Invalid
+    /// escapes stay as written; invalid UTF-8 is repaired.
+    ///
+    /// - Parameter plusIsSpace: `false` for URL path segments, where `+` is itself.
+    public static func percentDecode(_ text: some StringProtocol, plusIsSpace: Bool = true) -> String {
         let utf8 = Array(text.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var i = 0
         while i < utf8.count {
             let byte = utf8[i]
-            if byte == UInt8(ascii: "+") {
+            if plusIsSpace && byte == UInt8(ascii: "+") {
                 out.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%"), i + 2 < utf8.count, let high = hexValue(utf8[i + 1]), let low = hexValue(utf8[i + 2]) {
                 out.append(high << 4 | low)

@@ -3,11 +3,14 @@ import NIOCore
 
 /// Socket.IO packet types (protocol v5; v4 names type 4 `ERROR`).
 public enum SocketIOPacketType: UInt8, Sendable, Hashable {
+    /// The packet types in wire order: `0` connect, `1` disconnect, `2` event, `3` ack, `4` connect
+    /// error (v4: error), `5` binary event, `6` binary ack.
     case connect = 0, disconnect, event, ack, connectError, binaryEvent, binaryAck
 }
 
 /// One decoded Socket.IO packet.
 public struct SocketIOPacket: Sendable, Hashable {
+    /// The packet type (the first character on the wire).
     public var type: SocketIOPacketType
     /// The namespace, `/` when absent on the wire (a v4 query string stays attached, e.g. `/admin?token=1`).
     public var namespace: String
@@ -18,6 +21,8 @@ public struct SocketIOPacket: Sendable, Hashable {
     /// The JSON payload, raw; `nil` when the packet has none.
     public var payload: ByteBuffer?
 
+    /// Creates a packet; the defaults describe a packet on the main namespace without an ack id,
+    /// attachments or payload.
     public init(type: SocketIOPacketType, namespace: String = "/", ackID: Int? = nil, attachments: Int = 0, payload: ByteBuffer? = nil) {
         self.type = type
         self.namespace = namespace
@@ -29,8 +34,11 @@ public struct SocketIOPacket: Sendable, Hashable {
 
 /// A malformed Socket.IO packet; the Engine.IO session is closed on it.
 public struct SocketIOParseError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What was wrong with the packet.
     public var reason: String
+    /// Creates an error with the reason the packet was refused.
     public init(_ reason: String) { self.reason = reason }
+    /// `Socket.IO parse error: <reason>`.
     public var description: String { "Socket.IO parse error: \(reason)" }
 }
 

@@ -5,6 +5,7 @@ import NIOCore
 public enum WebSocketFraming {
     /// Opcodes Herald sends.
     public enum Opcode: UInt8, Sendable {
+        /// The RFC 6455 opcodes: text `0x1`, binary `0x2`, close `0x8`, ping `0x9`, pong `0xA`.
         case text = 0x1, binary = 0x2, close = 0x8, ping = 0x9, pong = 0xA
     }
 
@@ -31,11 +32,18 @@ public enum WebSocketFraming {
         return buffer
     }
 
-    /// A close frame with a status code and a reason (reason cut to fit 123 bytes).
+    /// A close frame with a status code and a reason (reason cut to fit 123 bytes, between
+    /// characters: RFC 6455 §5.5.1 wants valid UTF-8, and browsers fail the connection otherwise).
     public static func closeFrame(code: UInt16, reason: String) -> ByteBuffer {
         var payload = ByteBuffer()
         payload.writeInteger(code)
-        payload.writeBytes(reason.utf8.prefix(123))
+        var length = 0
+        for scalar in reason.unicodeScalars {
+            let width = UTF8.width(scalar)
+            if length + width > 123 { break }
+            length += width
+        }
+        payload.writeBytes(reason.utf8.prefix(length))
         return frame(opcode: .close, payload: payload)
     }
 }

@@ -8,6 +8,7 @@ import Metrics
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -27,9 +28,11 @@ struct HeraldCommand: AsyncParsableCommand {
             option in capitals (HERALD_PORT, HERALD_REDIS, HERALD_KEY_PREFIX, …). A flag wins over
             the environment; the environment wins over the default.
 
+            Configuration file: `herald --config herald.yaml` (write a commented starter with `herald init`, or `herald init --env .env` to prefill it from a Laravel .env; validate with `herald check-config herald.yaml`). Precedence: flags > HERALD_* > the file > defaults.
+
             Migrating from laravel-echo-server: `herald --config laravel-echo-server.json` reads its configuration file and LARAVEL_ECHO_SERVER_* variables (flags > HERALD_* > LARAVEL_ECHO_SERVER_* > file > defaults); every option Herald does not support is named in a warning at start-up.
             """,
-        subcommands: [Serve.self, Publish.self],
+        subcommands: [Serve.self, CheckConfig.self, Init.self, Publish.self, StatusCommand.self, TailCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -63,7 +66,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port for Socket.IO and the HTTP endpoints. [env: HERALD_PORT] (default: 6001)")
     var port: Int?
 
-    @Option(help: "Redis URL to ingest Laravel broadcasts from, redis://[:password@]host:port/db. Without it Herald runs standalone. [env: HERALD_REDIS]")
+    @Option(help: "Redis URL to ingest Laravel broadcasts from: redis://[:password@]host:port/db, or redis+sentinel://sentinel1:26379,sentinel2:26379/<master>[/db] to follow Sentinel failovers. Without it Herald runs standalone. [env: HERALD_REDIS]")
     var redis: String?
 
     @Option(help: "Laravel's Redis key prefix, e.g. laravel_database_. Herald subscribes to <prefix>* and strips it from channel names. [env: HERALD_KEY_PREFIX] (default: empty)")
@@ -87,10 +90,16 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Engine.IO ping timeout in milliseconds. [env: HERALD_PING_TIMEOUT] (default: 20000)")
     var pingTimeout: Int?
 
+    @Option(help: ArgumentHelp("PEM certificate chain: serve everything over TLS (https/wss). Reloaded on SIGHUP. [env: HERALD_TLS_CERT]", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key for --tls-cert. [env: HERALD_TLS_KEY]", valueName: "file"))
+    var tlsKey: String?
+
     @Option(help: "trace, debug, info, notice, warning, error or critical. [env: HERALD_LOG_LEVEL] (default: info, or debug with laravel-echo-server's devMode)")
     var logLevel: String?
 
-    @Option(help: ArgumentHelp("Read a laravel-echo-server configuration file (laravel-echo-server.json); LARAVEL_ECHO_SERVER_* variables override it, and Herald's own flags and HERALD_* variables override both. [env: HERALD_CONFIG]", valueName: "file"))
+    @Option(help: ArgumentHelp("Read a configuration file: Herald's herald.yaml (see `herald init`), or laravel-echo-server's laravel-echo-server.json (LARAVEL_ECHO_SERVER_* variables override it). Herald's flags and HERALD_* variables override the file. [env: HERALD_CONFIG]", valueName: "file"))
     var config: String?
 
     @Option(help: ArgumentHelp("Base URL of the application that authorizes private and presence channels, e.g. http://localhost; repeat or separate with commas for several (the handshake Referer picks one). [env: HERALD_AUTH_HOST]", valueName: "url"))
@@ -131,6 +140,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a Pusher connection may stay without pusher:signin before it is closed with 4009 (Soketi uses 30; fractions allowed). [env: HERALD_SIGNIN_TIMEOUT] (default: no deadline)")
     var signinTimeout: Double?
 
+    @Option(help: ArgumentHelp("POST Pusher webhooks (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss; signed with the app secret) to this http(s) URL, for every Pusher app; repeat or separate with commas for several. [env: HERALD_WEBHOOK_URL]", valueName: "url"))
+    var webhook: [String] = []
+
+    @Option(help: ArgumentHelp("Turn on the status page (GET /status), /status.json and the live event tail (GET /tail), for requests carrying this token (Authorization: Bearer <token> or ?token=). Off without it. [env: HERALD_STATUS_TOKEN]", valueName: "token"))
+    var statusToken: String?
+
     /// The first of `HERALD_<name>`, `PUSHER_<name>`, `REVERB_<name>` that is set (the names a
     /// Laravel `.env` already has).
     static func pusherEnvironment(_ name: String) -> String? {
@@ -142,21 +157,30 @@ struct Serve: AsyncParsableCommand {
     }
 
     func resolvedConfiguration() throws -> (configuration: HeraldConfiguration, warnings: [String], devMode: Bool) {
-        var config = HeraldConfiguration()
-        var warnings: [String] = []
-        var devMode = false
-        if let file = self.config ?? environment("CONFIG"), !file.isEmpty {
-            let bytes = try readFile(file)
-            do {
-                let les = try EchoServerConfiguration.parse(bytes, environment: processEnvironment())
-                config = les.configuration
-                warnings = les.warnings.map { "\(file): \($0)" }
-                devMode = les.devMode
-            } catch {
-                throw ValidationError("\(file): \(error)")
-            }
+        try resolved().configuration
+    }
+
+    /// The configuration with the file's log level and plugins.
+    func resolved() throws -> (configuration: (configuration: HeraldConfiguration, warnings: [String], devMode: Bool), logLevel: String?, plugins: [any EventPlugin]) {
+        let file = (self.config ?? environment("CONFIG")).flatMap { $0.isEmpty ? nil : $0 }
+        let text = try file.map { String(decoding: try readFile($0), as: UTF8.self) }
+        let loaded: LoadedConfiguration
+        do {
+            loaded = try LoadedConfiguration.load(text: text, file: file, environment: processEnvironment())
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(error)")
         }
+        var config = loaded.configuration
+        var warnings = loaded.warnings
+        let devMode = loaded.devMode
         config.host = host ?? environment("HOST") ?? config.host
+        switch (tlsCert, tlsKey) {
+        case (nil, nil): break
+        case (let cert?, let key?): config.tls = TLSFiles(certificateChainPath: cert, privateKeyPath: key)
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
         if let port = try port ?? environment("PORT").map({ try Self.integer($0, "HERALD_PORT") }) {
             guard (0...65535).contains(port) else { throw ValidationError("port \(port) is not in 0-65535") }
             config.port = port
@@ -248,17 +272,36 @@ struct Serve: AsyncParsableCommand {
         if let signinSeconds, !(signinSeconds > 0 && signinSeconds.isFinite) {
             throw ValidationError("signin timeout must be more than 0 seconds")
         }
+        var webhookURLs = webhook.isEmpty ? (environment("WEBHOOK_URL").map { [$0] } ?? []) : webhook
+        webhookURLs = webhookURLs.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters() } }.filter { !$0.isEmpty }
+        for url in webhookURLs {
+            do {
+                try PusherWebhook(url: url).validate()
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
         if config.pusherApps.isEmpty {
+            if !webhookURLs.isEmpty { warnings.append("--webhook has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
             if signinSeconds != nil { warnings.append("--signin-timeout has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
             if countEvents { warnings.append("--subscription-count has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
             if ttl != nil { warnings.append("--cache-ttl has no effect without a Pusher app (--app-id, --app-key, --app-secret)") }
+        }
+        if let token = statusToken ?? environment("STATUS_TOKEN") {
+            config.statusToken = token.isEmpty ? nil : token
+        }
+        if let token = config.statusToken, token.count < 16 {
+            warnings.append("the status token is short (\(token.count) characters); use a long random one, e.g. `openssl rand -hex 24`")
         }
         for index in config.pusherApps.indices {
             if countEvents { config.pusherApps[index].subscriptionCountEvents = true }
             if let ttl { config.pusherApps[index].cacheTTL = ttl }
             if let signinSeconds { config.pusherApps[index].userAuthenticationTimeout = .milliseconds(max(1, Int64((signinSeconds * 1000).rounded()))) }
+            for url in webhookURLs where !config.pusherApps[index].webhooks.contains(where: { $0.url == url && $0.eventTypes.isEmpty }) {
+                config.pusherApps[index].webhooks.append(PusherWebhook(url: url))
+            }
         }
-        return (config, warnings, devMode)
+        return ((config, warnings, devMode), loaded.logLevel, loaded.plugins)
     }
 
     static func isTrue(_ value: String?) -> Bool {
@@ -271,19 +314,32 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (configuration, warnings, devMode) = try resolvedConfiguration()
-        let logger = try makeLogger(level: logLevel ?? environment("LOG_LEVEL") ?? (devMode ? "debug" : "info"))
+        let ((configuration, warnings, devMode), fileLogLevel, plugins) = try resolved()
+        let logger = try makeLogger(level: logLevel ?? environment("LOG_LEVEL") ?? fileLogLevel ?? (devMode ? "debug" : "info"))
         for warning in warnings {
             logger.warning("\(warning)")
         }
         // The process's metrics go to one Prometheus registry, served at GET /metrics.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let relay = Relay(configuration: configuration, metrics: .prometheus(registry), logger: logger)
+        let relay = Relay(configuration: configuration, plugins: plugins, metrics: .prometheus(registry), logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: relay)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
-        try await group.run()
+        // SIGHUP reloads the TLS certificate (certbot's deploy hook: systemctl kill -s HUP herald).
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                    do {
+                        try relay.reloadCertificates()
+                    } catch {
+                        logger.error("TLS certificate not reloaded; the previous one stays", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            try await group.run()
+            tasks.cancelAll()
+        }
     }
 }
 

@@ -175,6 +175,9 @@ class Herald:
         if not HERALD_BINARY.is_file() or not os.access(HERALD_BINARY, os.X_OK):
             pytest.fail(f"herald binary not found at {HERALD_BINARY}; run `swift build` first")
         self.port = free_port()
+        # With --tls-cert: https/wss, and the certificate file is the CA clients verify against.
+        self.ca_file = args[args.index("--tls-cert") + 1] if "--tls-cert" in args else None
+        self.scheme = "https" if self.ca_file else "http"
         self.log_path = directory / f"herald-{self.port}.log"
         self.args = [str(HERALD_BINARY), "serve", "--host", "127.0.0.1", "--port", str(self.port),
                      "--log-level", "debug", *args]
@@ -188,15 +191,15 @@ class Herald:
         if self.process.poll() is not None:
             pytest.fail(f"herald exited with {self.process.returncode} during start-up:\n{self.log_tail()}")
         try:
-            return requests.get(self.url("/health"), timeout=1).status_code == 200
+            return requests.get(self.url("/health"), timeout=1, verify=self.ca_file or True).status_code == 200
         except requests.ConnectionError:
             return False
 
     def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def ws_url(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
+        return f"{'wss' if self.ca_file else 'ws'}://127.0.0.1:{self.port}{path}"
 
     @property
     def log(self) -> str:
@@ -224,7 +227,7 @@ class Herald:
     def assert_healthy(self) -> None:
         assert self.process.poll() is None, f"herald died with {self.process.returncode}"
         assert "Fatal error" not in self.log, "herald log has a Swift 'Fatal error'"
-        assert requests.get(self.url("/health"), timeout=2).status_code == 200
+        assert requests.get(self.url("/health"), timeout=2, verify=self.ca_file or True).status_code == 200
 
     def terminate(self) -> int:
         self.stopped_on_purpose = True
@@ -366,7 +369,12 @@ class Client(Recording):
     def __init__(self, herald: Herald, mode: str = "websocket", headers: dict | None = None):
         self.herald = herald
         self.mode = mode
-        self.sio = socketio.Client(reconnection=False)
+        session = None
+        if herald.ca_file:
+            session = requests.Session()
+            session.verify = herald.ca_file  # verified against the test's own certificate
+            session.trust_env = False  # else REQUESTS_CA_BUNDLE, when set, replaces `verify`
+        self.sio = socketio.Client(reconnection=False, http_session=session)
         self._init_recording()
 
         @self.sio.on("*")
