@@ -10,7 +10,7 @@ APT_PACKAGES=(pkg-config libhiredis-dev redis-server php-cli php-laravel-framewo
 # --tests: headless Chromium and its driver for the QRLogin browser test (Tests/Interop/test_qrlogin.py);
 # redis-sentinel for the Sentinel failover tests (Tests/HeraldRedisTests/SentinelTests.swift).
 for arg in "$@"; do
-  [ "$arg" = "--tests" ] && APT_PACKAGES+=(chromium chromium-driver redis-sentinel)
+  [ "$arg" = "--tests" ] && APT_PACKAGES+=(chromium chromium-driver redis-sentinel openssl)
 done
 
 missing=()

@@ -8,3 +8,5 @@ echo "==> swift test"
 swift test --skip-build
 echo "==> interop tests (pytest)"
 .venv/bin/python -m pytest -q Tests/Interop
+echo "==> documentation (DocC)"
+scripts/docs.sh
