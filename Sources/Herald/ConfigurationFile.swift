@@ -194,10 +194,6 @@ public struct HeraldConfigurationFile: Sendable {
             }
         }
         try top.finish()
-        if config.allowedOrigins.contains("*") && !config.pusherApps.isEmpty && config.authorization != nil {
-            // Not an error: but with credentials in play, say it once.
-            warnings.append("server.allowed_origins allows every origin ('*'); list your sites' origins in production")
-        }
         return HeraldConfigurationFile(configuration: config, logLevel: logLevel, plugins: plugins, warnings: warnings)
     }
 

@@ -36,7 +36,7 @@ struct CheckConfig: AsyncParsableCommand {
         }
         do {
             let loaded = try LoadedConfiguration.load(text: text, file: file, environment: processEnvironment())
-            for warning in loaded.warnings { print("warning: \(warning)") }
+            for warning in loaded.warnings + securityWarnings(loaded.configuration) { print("warning: \(warning)") }
             print(loaded.summary)
             print("\(file): OK")
         } catch {
@@ -311,7 +311,7 @@ struct StarterValues {
                     - id: \(Self.quoted(pusher.id))
                       key: \(Self.quoted(pusher.key))
                       secret: \(Self.quoted(pusher.secret))   # keep this file private (chmod 600)
-                      # max_connections: 10000
+                      max_connections: 10000           # over it: pusher:error 4004; raise with your file-descriptor limit
                       # max_event_payload: 10240         # bytes (Pusher: 10 KB)
                       # max_channel_name_length: 164
                       # max_event_name_length: 200
@@ -414,6 +414,34 @@ struct StarterValues {
 
             """
     }
+}
+
+/// Settings that work but are unsafe in production; each becomes a start-up warning (and a
+/// `check-config` warning). Never includes a secret's value.
+func securityWarnings(_ c: HeraldConfiguration) -> [String] {
+    var warnings: [String] = []
+    // Allowed origins '*' is logged by the relay itself (a notice: it is the development default).
+    if c.authorization?.verifyCertificates == false {
+        warnings.append("the auth endpoint's TLS certificate is not verified (--auth-insecure / auth.verify_certificates: false)")
+    }
+    if let hosts = c.authorization?.hosts, hosts.contains(where: { $0.hasPrefix("http://") && !$0.contains("://localhost") && !$0.contains("://127.") }) {
+        warnings.append("an auth host is plain http on a non-loopback address: cookies and tokens cross the network unencrypted")
+    }
+    for app in c.pusherApps {
+        if app.secret.count < 16 {
+            warnings.append("Pusher app \(app.id): its secret is shorter than 16 characters; use a long random secret")
+        }
+        if app.maxConnections == nil {
+            warnings.append("Pusher app \(app.id): no max_connections limit; set one so a flood cannot exhaust file descriptors")
+        }
+    }
+    for client in c.apiClients where client.key.count < 16 {
+        warnings.append("HTTP API client \(client.appID): its key is shorter than 16 characters")
+    }
+    if c.tls == nil && c.host != "127.0.0.1" && c.host != "localhost" && c.host != "::1" {
+        warnings.append("serving plain HTTP on \(c.host): put TLS in front (Examples/Deploy/nginx.conf) or use --tls-cert/--tls-key")
+    }
+    return warnings
 }
 
 func printError(_ message: String) {

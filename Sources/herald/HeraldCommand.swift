@@ -316,7 +316,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let ((configuration, warnings, devMode), fileLogLevel, plugins) = try resolved()
         let logger = try makeLogger(level: logLevel ?? environment("LOG_LEVEL") ?? fileLogLevel ?? (devMode ? "debug" : "info"))
-        for warning in warnings {
+        for warning in warnings + securityWarnings(configuration) {
             logger.warning("\(warning)")
         }
         // The process's metrics go to one Prometheus registry, served at GET /metrics.
@@ -345,12 +345,29 @@ struct Serve: AsyncParsableCommand {
 
 struct Publish: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Publish an event through Redis in Laravel's broadcast format.",
-        discussion: "Example: herald publish --redis redis://127.0.0.1:6379 orders 'App\\\\Events\\\\OrderShipped' '{\"id\":1}'"
+        abstract: "Publish an event through Redis in Laravel's broadcast format, or through a node's signed Pusher HTTP API.",
+        discussion: """
+            Through Redis (every node subscribed to it delivers the event):
+              herald publish --redis redis://127.0.0.1:6379 orders 'App\\Events\\OrderShipped' '{"id":1}'
+            Through the Pusher HTTP API of one node (signed with the app's secret):
+              herald publish --api http://127.0.0.1:6001 --app-id 1001 --app-key key --app-secret secret orders order.shipped '{"id":1}'
+            """
     )
 
     @Option(help: "Redis URL. [env: HERALD_REDIS] (default: redis://127.0.0.1:6379)")
     var redis: String?
+
+    @Option(help: ArgumentHelp("Publish through this node's Pusher HTTP API instead of Redis, e.g. http://127.0.0.1:6001. [env: HERALD_API]", valueName: "url"))
+    var api: String?
+
+    @Option(help: "Pusher app id for --api. [env: HERALD_APP_ID, PUSHER_APP_ID, REVERB_APP_ID]")
+    var appId: String?
+
+    @Option(help: "Pusher app key for --api. [env: HERALD_APP_KEY, PUSHER_APP_KEY, REVERB_APP_KEY]")
+    var appKey: String?
+
+    @Option(help: "Pusher app secret for --api. [env: HERALD_APP_SECRET, PUSHER_APP_SECRET, REVERB_APP_SECRET]")
+    var appSecret: String?
 
     @Option(help: "Key prefix to put in front of the channel, as Laravel does. [env: HERALD_KEY_PREFIX]")
     var keyPrefix: String?
@@ -375,6 +392,10 @@ struct Publish: AsyncParsableCommand {
         } catch {
             throw ValidationError("the payload is not valid JSON: \(error)")
         }
+        if let api = api ?? environment("API") {
+            try await publishThroughAPI(api, payload: payload)
+            return
+        }
         let config: RedisConfiguration
         do {
             config = try RedisConfiguration(url: redis ?? environment("REDIS") ?? "redis://127.0.0.1:6379")
@@ -386,6 +407,36 @@ struct Publish: AsyncParsableCommand {
         let receivers = try await connection.publish(message, to: (keyPrefix ?? environment("KEY_PREFIX") ?? "") + channel)
         await connection.close()
         print("published to \(receivers) subscriber(s)")
+    }
+
+    /// `POST /apps/<id>/events`, signed as Pusher's server libraries sign it.
+    private func publishThroughAPI(_ base: String, payload: ByteBuffer) async throws {
+        guard let id = appId ?? Serve.pusherEnvironment("APP_ID"), let key = appKey ?? Serve.pusherEnvironment("APP_KEY"),
+              let secret = appSecret ?? Serve.pusherEnvironment("APP_SECRET") else {
+            throw ValidationError("--api needs --app-id, --app-key and --app-secret (or PUSHER_APP_ID/KEY/SECRET)")
+        }
+        guard base.hasPrefix("http://") || base.hasPrefix("https://") else {
+            throw ValidationError("--api '\(base)' must start with http:// or https://")
+        }
+        var members = [
+            JSONMember(key: "name", value: .string(event)),
+            JSONMember(key: "channels", value: .array([.string(channel)])),
+            JSONMember(key: "data", value: .string(String(buffer: payload))),
+        ]
+        if let socket { members.append(JSONMember(key: "socket_id", value: .string(socket))) }
+        var body = ByteBuffer()
+        JSONValue.object(members).write(into: &body)
+        let path = "/apps/\(id)/events"
+        let now = Int64(time(nil))
+        let query = PusherSignature.signedQuery(method: "POST", path: path, body: body, key: key, secret: secret, timestamp: now)
+            .map { "\($0.name)=\(StarterValues.percentEncoded($0.value))" }
+            .joined(separator: "&")
+        let url = (base.hasSuffix("/") ? String(base.dropLast()) : base) + path + "?" + query
+        let (status, text) = try await postJSON(url: url, body: body)
+        guard (200..<300).contains(status) else {
+            throw ValidationError("the node answered \(status): \(text)")
+        }
+        print("published through \(base) (HTTP \(status))")
     }
 }
 

@@ -63,7 +63,13 @@ def test_init_reads_a_laravel_env(tmp_path):
     parsed = yaml.safe_load(target.read_text())
     assert parsed["redis"] == {"url": "redis://:p%40ss%20word@10.0.0.5:6380/0", "key_prefix": "my_shop_database_"}
     assert parsed["auth"]["hosts"] == ["https://shop.test"]
-    assert parsed["pusher"]["apps"] == [{"id": "42", "key": "k42", "secret": "k42-secret"}]
+    assert parsed["pusher"]["apps"] == [{"id": "42", "key": "k42", "secret": "k42-secret", "max_connections": 10000}]
+
+    checked = run("check-config", str(target))
+    assert checked.returncode == 0, checked.stderr
+    assert "warning: Pusher app 42: its secret is shorter than 16 characters" in checked.stdout
+    assert "k42-secret" not in checked.stdout  # secrets are never printed
+    assert "warning: Pusher app 42: no max_connections" not in checked.stdout  # the starter sets one
 
     # An explicit REDIS_PREFIX wins over the APP_NAME-derived one, even when empty.
     env_file.write_text("APP_NAME=Shop\nREDIS_PREFIX=\nBROADCAST_DRIVER=redis\n")
