@@ -26,6 +26,10 @@ protocol Recipient: AnyObject, Sendable {
 ///
 /// Presence membership (issue: private/presence channels) and cross-node state (scale-out)
 /// hang off the same structure: a channel entry is where per-channel member data lives.
+///
+/// Channels are keyed by ``ChannelKey``: Herald's shared channels (Socket.IO, Redis, the
+/// first Pusher app) and, apart from them, the channels of each further Pusher app. The public
+/// queries take a channel name and a namespace (`nil`, the default: the shared channels).
 public final class ChannelRegistry: Sendable {
     /// The members of one channel (or of "everyone") on one event loop.
     struct LoopGroup: Sendable {
@@ -38,8 +42,8 @@ public final class ChannelRegistry: Sendable {
     typealias Groups = [ObjectIdentifier: LoopGroup]
 
     private struct State {
-        var channels: [String: Groups] = [:]
-        var presence: [String: PresenceChannel] = [:]
+        var channels: [ChannelKey: Groups] = [:]
+        var presence: [ChannelKey: PresenceChannel] = [:]
         var everyone: Groups = [:]
         var sessionCount = 0
         var flushers: [ObjectIdentifier: LoopFlusher] = [:]
@@ -53,7 +57,8 @@ public final class ChannelRegistry: Sendable {
     let metrics: HeraldMetrics
     /// Pusher webhooks (`nil` when no app has any): channel_occupied/channel_vacated and
     /// member_added/member_removed are recorded here, under the lock, so a channel's webhook
-    /// events are queued in the order its transitions happened.
+    /// events are queued in the order its transitions happened. Each carries its channel's
+    /// ``ChannelKey``, so only the app owning the channel's namespace hears of it.
     let webhooks: PusherWebhookSender?
 
     public convenience init() { self.init(metrics: .disabled) }
@@ -66,24 +71,45 @@ public final class ChannelRegistry: Sendable {
     /// Number of connected sessions.
     public var sessionCount: Int { state.withLock { $0.sessionCount } }
 
-    /// Number of channels with at least one subscriber.
+    /// Number of channels with at least one subscriber, in every namespace.
     public var channelCount: Int { state.withLock { $0.channels.count } }
 
-    /// Subscriber count of `channel`.
-    public func subscriberCount(_ channel: String) -> Int {
-        state.withLock { $0.channels[channel]?.values.reduce(0) { $0 + $1.sessions.count } ?? 0 }
+    /// Subscriber count of `channel` in `namespace` (`nil`: the shared channels; else a Pusher
+    /// app's id, see ``Event/namespace``).
+    public func subscriberCount(_ channel: String, namespace: String? = nil) -> Int {
+        subscriberCount(key: ChannelKey(namespace: namespace, name: channel))
     }
 
-    /// Names of occupied channels.
-    public var channelNames: [String] { state.withLock { Array($0.channels.keys) } }
+    /// Subscriber count of the channel `key`.
+    func subscriberCount(key: ChannelKey) -> Int {
+        state.withLock { $0.channels[key]?.values.reduce(0) { $0 + $1.sessions.count } ?? 0 }
+    }
 
-    /// Distinct members of a presence channel, newest first.
-    public func presenceMembers(_ channel: String) -> [PresenceMember] {
-        state.withLock { $0.presence[channel]?.members.map(\.member) ?? [] }
+    /// Names of the occupied shared channels (those of Socket.IO clients, Redis and the first
+    /// Pusher app).
+    public var channelNames: [String] { channelNames(namespace: nil) }
+
+    /// Names of the occupied channels of `namespace` (`nil`: the shared channels; else a Pusher
+    /// app's id).
+    public func channelNames(namespace: String?) -> [String] {
+        state.withLock { state in state.channels.keys.compactMap { $0.namespace == namespace ? $0.name : nil } }
+    }
+
+    /// Every occupied channel, in every namespace.
+    var channelKeys: [ChannelKey] { state.withLock { Array($0.channels.keys) } }
+
+    /// Distinct members of presence channel `channel` in `namespace`, newest first.
+    public func presenceMembers(_ channel: String, namespace: String? = nil) -> [PresenceMember] {
+        presenceMembers(key: ChannelKey(namespace: namespace, name: channel))
+    }
+
+    /// Distinct members of the presence channel `key`, newest first.
+    func presenceMembers(key: ChannelKey) -> [PresenceMember] {
+        state.withLock { $0.presence[key]?.members.map(\.member) ?? [] }
     }
 
     /// The user id (``PresenceMember/key``) `session` joined presence `channel` as.
-    func presenceUserID(_ channel: String, of session: any Recipient) -> String? {
+    func presenceUserID(_ channel: ChannelKey, of session: any Recipient) -> String? {
         state.withLock { $0.presence[channel]?.userID(of: ObjectIdentifier(session)) }
     }
 
@@ -98,7 +124,7 @@ public final class ChannelRegistry: Sendable {
     func joinPresence(
         _ session: any Recipient,
         socketID: String,
-        channel: String,
+        channel: ChannelKey,
         member: PresenceMember
     ) -> (first: Bool, members: [(member: PresenceMember, socketID: String)], audience: Groups?) {
         let (inserted, result) = state.withLock { state in
@@ -118,7 +144,7 @@ public final class ChannelRegistry: Sendable {
     /// Unsubscribes `session` from presence `channel`, atomically with taking the audience of
     /// the leave notice. Returns the member when its last connection left, and the remaining
     /// subscribers.
-    func leavePresence(_ session: any Recipient, channel: String) -> (member: PresenceMember, audience: Groups?)? {
+    func leavePresence(_ session: any Recipient, channel: ChannelKey) -> (member: PresenceMember, audience: Groups?)? {
         let (removed, result) = state.withLock { state in
             var removed = false
             if var groups = state.channels[channel] {
@@ -146,13 +172,13 @@ public final class ChannelRegistry: Sendable {
         if inserted { metrics.connections(Self.connectionProtocol(of: session)).increment() }
     }
 
-    func disconnect(_ session: any Recipient, channels: some Sequence<String>) {
+    func disconnect(_ session: any Recipient, channels: some Sequence<ChannelKey>) {
         let counting = subscriptionCounts.isEnabled
-        let (wasConnected, unsubscribed, left): (Bool, Int, [String]) = state.withLock { state in
+        let (wasConnected, unsubscribed, left): (Bool, Int, [ChannelKey]) = state.withLock { state in
             let wasConnected = Self.remove(session, from: &state.everyone)
             if wasConnected { state.sessionCount -= 1 }
             var unsubscribed = 0
-            var left: [String] = []
+            var left: [ChannelKey] = []
             for channel in channels {
                 guard var groups = state.channels[channel] else { continue }
                 if Self.remove(session, from: &groups) {
@@ -171,7 +197,7 @@ public final class ChannelRegistry: Sendable {
 
     /// Adds `session` to `channel`; returns false if it was already there.
     @discardableResult
-    func subscribe(_ session: any Recipient, to channel: String) -> Bool {
+    func subscribe(_ session: any Recipient, to channel: ChannelKey) -> Bool {
         let inserted = state.withLock { state in
             let occupied = state.channels[channel] != nil
             let inserted = Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
@@ -187,7 +213,7 @@ public final class ChannelRegistry: Sendable {
 
     /// Removes `session` from `channel`; returns false if it was not there.
     @discardableResult
-    func unsubscribe(_ session: any Recipient, from channel: String) -> Bool {
+    func unsubscribe(_ session: any Recipient, from channel: ChannelKey) -> Bool {
         let removed = state.withLock { state in
             guard var groups = state.channels[channel] else { return false }
             let removed = Self.remove(session, from: &groups)
@@ -203,7 +229,7 @@ public final class ChannelRegistry: Sendable {
     }
 
     /// The members of `channel` grouped by event loop (a copy-on-write snapshot).
-    func groups(for channel: String) -> Groups? {
+    func groups(for channel: ChannelKey) -> Groups? {
         state.withLock { $0.channels[channel] }
     }
 

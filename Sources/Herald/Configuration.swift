@@ -64,6 +64,11 @@ public struct HeraldConfiguration: Sendable {
     /// The token of the status endpoints (`GET /status`, `/status.json`, `/tail`), sent as
     /// `Authorization: Bearer <token>` or `?token=`; `nil` turns them off (404).
     public var statusToken: String? = nil
+    /// Scale-out across nodes sharing ``redis``: events that enter this node (HTTP APIs,
+    /// client events, in-process publishing) are published once on a Redis channel and
+    /// delivered by every other node to its subscribers (see ``ClusterBus``). `nil` (the
+    /// default): a single node. Needs ``redis``.
+    public var cluster: ClusterConfiguration? = nil
 
     public init(
         host: String = "0.0.0.0",

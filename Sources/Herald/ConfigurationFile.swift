@@ -187,6 +187,30 @@ public struct HeraldConfigurationFile: Sendable {
             if let token = try status.string("token", environment: "STATUS_TOKEN") { config.statusToken = token.isEmpty ? nil : token }
             try status.finish()
         }
+        // A `cluster:` section turns scale-out on unless it says `enabled: false`;
+        // HERALD_CLUSTER=true turns it on without one.
+        let clusterInFile = top.has("cluster")
+        if var cluster = try top.section("cluster") {
+            let enabled = try cluster.bool("enabled", environment: "CLUSTER") ?? (clusterInFile ? true : nil)
+            let channel = try cluster.string("channel")
+            let nodeID = try cluster.string("node_id")
+            let queueSize = try cluster.integer("queue_size", in: 1...Int.max)
+            if let channel, let problem = ClusterConfiguration.problem(channel: channel) { throw cluster.error("channel", problem) }
+            if let nodeID, let problem = ClusterConfiguration.problem(nodeID: nodeID) { throw cluster.error("node_id", problem) }
+            switch enabled {
+            case true?:
+                var value = config.cluster ?? ClusterConfiguration()
+                if let channel { value.channel = channel }
+                if let nodeID { value.nodeID = nodeID }
+                if let queueSize { value.queueSize = queueSize }
+                config.cluster = value
+            case false?:
+                config.cluster = nil
+            case nil:
+                break
+            }
+            try cluster.finish()
+        }
         var plugins: [PluginConfiguration] = []
         if let entries = try top.sequence("plugins") {
             for entry in entries {

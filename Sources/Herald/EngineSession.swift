@@ -37,7 +37,8 @@ struct PollResponder: Sendable {
 /// loop), so code already on the loop enters it with `assumeIsolated` and no hop: inbound
 /// packets from its own connection, and fan-out batches from the router. Its rules:
 /// Engine.IO transports (polling, WebSocket, the upgrade between them), heartbeats, the
-/// Socket.IO namespace handshake, and the client's channel subscriptions.
+/// Socket.IO namespace handshake, and the client's channel subscriptions (always among
+/// Herald's shared channels, see ``ChannelKey``).
 public actor EngineSession: Recipient {
     enum Transport {
         /// Long-polling: packets wait in `queue` for the next GET.
@@ -561,6 +562,11 @@ public actor EngineSession: Recipient {
     /// Longest channel name accepted (Soketi's limit).
     static let maxChannelNameLength = 200
 
+    /// Whether `name` holds a control character (Unicode general category Cc).
+    static func hasControlCharacter(_ name: String) -> Bool {
+        name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+    }
+
     private static func channelName(_ argument: JSONValue) -> String? {
         guard case .string(let name)? = argument["channel"], !name.isEmpty, name.utf8.count <= maxChannelNameLength else { return nil }
         return name
@@ -583,6 +589,13 @@ public actor EngineSession: Recipient {
         // events): never a public channel for a Socket.IO client.
         guard !channel.hasPrefix("#") else {
             logRefusal("subscription refused: reserved channel name", metadata: ["herald.channel": "\(channel)"])
+            subscriptionError(channel, status: 403)
+            return
+        }
+        // No channel name holds control characters (U+0000–U+001F, U+007F–U+009F): they are
+        // no one's channel, and would make logs and the status page lie about names.
+        guard !Self.hasControlCharacter(channel) else {
+            logRefusal("subscription refused: control character in the channel name", metadata: ["herald.channel": "\(channel.debugDescription)"])
             subscriptionError(channel, status: 403)
             return
         }
@@ -642,11 +655,11 @@ public actor EngineSession: Recipient {
         guard let socketID, channels.insert(channel).inserted else { return }
         logger.debug("subscribed", metadata: ["herald.channel": "\(channel)"])
         guard let member else {
-            server.registry.subscribe(self, to: channel)
+            server.registry.subscribe(self, to: ChannelKey(shared: channel))
             return
         }
         presenceChannels.insert(channel)
-        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
+        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: ChannelKey(shared: channel), member: member)
         var list = ByteBuffer()
         JSONValue.array(members.map { $0.member.json(socketID: $0.socketID) }).write(into: &list)
         var packet = ByteBuffer()
@@ -663,14 +676,14 @@ public actor EngineSession: Recipient {
         if presenceChannels.contains(channel) {
             leavePresence(channel)
         } else {
-            server.registry.unsubscribe(self, from: channel)
+            server.registry.unsubscribe(self, from: ChannelKey(shared: channel))
         }
         logger.debug("unsubscribed", metadata: ["herald.channel": "\(channel)"])
     }
 
     private func leavePresence(_ channel: String) {
         guard presenceChannels.remove(channel) != nil,
-              let (member, audience) = server.registry.leavePresence(self, channel: channel) else { return }
+              let (member, audience) = server.registry.leavePresence(self, channel: ChannelKey(shared: channel)) else { return }
         server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil, to: audience)
     }
 
@@ -703,8 +716,8 @@ public actor EngineSession: Recipient {
         if server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client)),
            let webhooks = server.registry.webhooks, let socketID {
             // Whispers share channels with Pusher client events, so they are client_event too.
-            let userID = kind == .presence ? server.registry.presenceUserID(channel, of: self) : nil
-            webhooks.record(.clientEvent(channel: channel, event: event, data: data, socketID: socketID, userID: userID))
+            let userID = kind == .presence ? server.registry.presenceUserID(ChannelKey(shared: channel), of: self) : nil
+            webhooks.record(.clientEvent(channel: ChannelKey(shared: channel), event: event, data: data, socketID: socketID, userID: userID))
         }
     }
 
@@ -735,7 +748,7 @@ public actor EngineSession: Recipient {
             if presenceChannels.contains(channel) {
                 leavePresence(channel)
             } else {
-                server.registry.unsubscribe(self, from: channel)
+                server.registry.unsubscribe(self, from: ChannelKey(shared: channel))
             }
         }
         channels.removeAll()
@@ -767,7 +780,7 @@ public actor EngineSession: Recipient {
         upgradeDeadline?.cancel()
         authorizing.removeAll()
         for channel in presenceChannels { leavePresence(channel) }
-        server.registry.disconnect(self, channels: channels)
+        server.registry.disconnect(self, channels: channels.lazy.map(ChannelKey.init(shared:)))
         channels.removeAll()
         server.removeSession(id)
         notifyPluginsClosed()

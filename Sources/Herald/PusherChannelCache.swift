@@ -17,6 +17,9 @@ import Synchronization
 ///
 /// A subscriber whose subscription races with a new event on the channel may get that event
 /// twice (as the cached event and live), as with Soketi; it never misses it.
+///
+/// Channels are keyed by ``ChannelKey``: each Pusher app after the first caches its own
+/// channels apart from the shared ones.
 final class PusherChannelCache: Sendable {
     /// One cached event.
     struct Entry: Sendable {
@@ -31,9 +34,9 @@ final class PusherChannelCache: Sendable {
     }
 
     private struct State {
-        var entries: [String: Entry] = [:]
+        var entries: [ChannelKey: Entry] = [:]
         /// Cached channels in the order they entered the cache, from `head` on.
-        var order: [String] = []
+        var order: [ChannelKey] = []
         var head = 0
     }
 
@@ -50,7 +53,7 @@ final class PusherChannelCache: Sendable {
     var count: Int { state.withLock { $0.entries.count } }
 
     /// Remembers `name`/`data` as the last event of `channel`.
-    func store(channel: String, name: String, data: ByteBuffer, dataForm: PusherMessage.DataForm, now: NIODeadline = .now()) {
+    func store(channel: ChannelKey, name: String, data: ByteBuffer, dataForm: PusherMessage.DataForm, now: NIODeadline = .now()) {
         let entry = Entry(name: name, data: data, dataForm: dataForm, stored: now)
         let capacity = self.capacity
         state.withLock { state in
@@ -69,7 +72,7 @@ final class PusherChannelCache: Sendable {
     }
 
     /// The last event of `channel` if it is younger than `ttl`.
-    func lastEvent(channel: String, ttl: TimeAmount, now: NIODeadline = .now()) -> Entry? {
+    func lastEvent(channel: ChannelKey, ttl: TimeAmount, now: NIODeadline = .now()) -> Entry? {
         guard ttl > .zero, let entry = state.withLock({ $0.entries[channel] }) else { return nil }
         return now - entry.stored < ttl ? entry : nil
     }
@@ -77,16 +80,16 @@ final class PusherChannelCache: Sendable {
     /// What a new subscriber of cache channel `channel` gets right after its subscription
     /// succeeded: the last event as `{"event","channel","data"}`, or
     /// `{"event":"pusher:cache_miss","channel":…}` when there is none younger than `ttl`.
-    func subscriberMessage(channel: String, ttl: TimeAmount, now: NIODeadline = .now()) -> ByteBuffer {
+    func subscriberMessage(channel: ChannelKey, ttl: TimeAmount, now: NIODeadline = .now()) -> ByteBuffer {
         subscriberReply(channel: channel, ttl: ttl, now: now).message
     }
 
     /// ``subscriberMessage(channel:ttl:now:)``, and whether it is `pusher:cache_miss` (the
     /// `cache_miss` webhook).
-    func subscriberReply(channel: String, ttl: TimeAmount, now: NIODeadline = .now()) -> (message: ByteBuffer, miss: Bool) {
+    func subscriberReply(channel: ChannelKey, ttl: TimeAmount, now: NIODeadline = .now()) -> (message: ByteBuffer, miss: Bool) {
         guard let entry = lastEvent(channel: channel, ttl: ttl, now: now) else {
-            return (PusherMessage.cacheMiss(channel: channel), true)
+            return (PusherMessage.cacheMiss(channel: channel.name), true)
         }
-        return (PusherMessage.event(entry.name, channel: channel, data: entry.data, dataForm: entry.dataForm), false)
+        return (PusherMessage.event(entry.name, channel: channel.name, data: entry.data, dataForm: entry.dataForm), false)
     }
 }

@@ -19,6 +19,10 @@ import Darwin
 /// the same paths uses a bearer key instead). Every request is verified in constant time
 /// (`auth_key`, `auth_timestamp` within 600 s, `auth_version`, `body_md5`, HMAC-SHA256) before
 /// anything else; events go to the router exactly like events from Redis.
+///
+/// Each app publishes to and queries its own channels: the first app the shared ones (with
+/// Socket.IO and Redis), every further app its own namespace (``ChannelKey``), so one app's
+/// API can neither reach nor see another's channels.
 struct PusherHTTPAPIHandler: Sendable {
     let apps: [PusherApp]
     let registry: ChannelRegistry
@@ -74,6 +78,7 @@ struct PusherHTTPAPIHandler: Sendable {
             method: head.method.rawValue, path: path, query: query, body: body.readableBytes > 0 ? body : nil,
             key: app.key, secret: app.secret, now: Int64(time(nil))
         )
+        let namespace = ChannelKey.namespace(of: app, among: apps)
         let limits = PusherHTTPAPI.Limits(
             maxDataBytes: app.maxEventPayloadBytes,
             maxChannelsPerEvent: 100,
@@ -84,24 +89,24 @@ struct PusherHTTPAPIHandler: Sendable {
         switch (head.method, resource.first) {
         case (.POST, "events") where resource.count == 1:
             let trigger = try PusherHTTPAPI.parseEvent(body: body, limits: limits)
-            publish(trigger)
-            return (.ok, PusherHTTPAPI.eventResponse(channels: info(trigger)))
+            publish(trigger, namespace: namespace)
+            return (.ok, PusherHTTPAPI.eventResponse(channels: info(trigger, namespace: namespace)))
         case (.POST, "batch_events") where resource.count == 1:
             let batch = try PusherHTTPAPI.parseBatch(body: body, limits: limits)
-            batch.forEach(publish)
+            for trigger in batch { publish(trigger, namespace: namespace) }
             let wantsInfo = batch.contains { !$0.info.isEmpty }
-            return (.ok, PusherHTTPAPI.batchResponse(wantsInfo ? batch.map { info($0)?.first?.info ?? .init() } : nil))
+            return (.ok, PusherHTTPAPI.batchResponse(wantsInfo ? batch.map { info($0, namespace: namespace)?.first?.info ?? .init() } : nil))
         case (.GET, "channels") where resource.count == 1:
             let prefix = query.first { $0.name == "filter_by_prefix" }?.value ?? ""
             let wanted = Set(PusherHTTPAPI.parseInfo(query.first { $0.name == "info" }?.value ?? ""))
             if wanted.contains("user_count") && !prefix.hasPrefix("presence-") {
                 throw .badRequest("info=user_count requires filter_by_prefix=presence-")
             }
-            let names = registry.channelNames.filter { $0.hasPrefix(prefix) }.sorted()
+            let names = registry.channelNames(namespace: namespace).filter { $0.hasPrefix(prefix) }.sorted()
             return (.ok, PusherHTTPAPI.channelsResponse(names.map { name in
                 (name, PusherHTTPAPI.ChannelInfo(
-                    userCount: wanted.contains("user_count") ? registry.presenceMembers(name).count : nil,
-                    subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name) : nil
+                    userCount: wanted.contains("user_count") ? registry.presenceMembers(name, namespace: namespace).count : nil,
+                    subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name, namespace: namespace) : nil
                 ))
             }))
         case (.GET, "channels") where resource.count == 2:
@@ -109,16 +114,16 @@ struct PusherHTTPAPIHandler: Sendable {
             let wanted = Set(PusherHTTPAPI.parseInfo(query.first { $0.name == "info" }?.value ?? ""))
             let isPresence = name.hasPrefix("presence-")
             if wanted.contains("user_count") && !isPresence { throw .badRequest("info=user_count is only for presence channels") }
-            let count = registry.subscriberCount(name)
+            let count = registry.subscriberCount(name, namespace: namespace)
             return (.ok, PusherHTTPAPI.channelResponse(PusherHTTPAPI.ChannelInfo(
                 occupied: count > 0,
-                userCount: wanted.contains("user_count") ? registry.presenceMembers(name).count : nil,
+                userCount: wanted.contains("user_count") ? registry.presenceMembers(name, namespace: namespace).count : nil,
                 subscriptionCount: wanted.contains("subscription_count") ? count : nil
             )))
         case (.GET, "channels") where resource.count == 3 && resource[2] == "users":
             let name = resource[1]
             guard name.hasPrefix("presence-") else { throw .badRequest("Users are only available for presence channels") }
-            return (.ok, PusherHTTPAPI.usersResponse(userIDs: registry.presenceMembers(name).map(\.key)))
+            return (.ok, PusherHTTPAPI.usersResponse(userIDs: registry.presenceMembers(name, namespace: namespace).map(\.key)))
         case (.POST, "users") where resource.count == 3 && resource[2] == "terminate_connections":
             let userID = resource[1]
             let closed = engine.terminatePusherUser(appID: app.id, userID: userID)
@@ -129,12 +134,13 @@ struct PusherHTTPAPIHandler: Sendable {
         }
     }
 
-    private func publish(_ trigger: PusherTriggerRequest) {
+    /// Publishes `trigger` to its channels in `namespace` (the app's).
+    private func publish(_ trigger: PusherTriggerRequest, namespace: String?) {
         // `data` arrives as a JSON string. Socket.IO clients get the JSON it holds (as
         // laravel-echo-server did); Pusher clients get the very same string back.
         let data = Self.unwrap(trigger.data)
         for channel in trigger.channels {
-            router.publish(Event(channel: channel, name: trigger.name, data: data, excludedSocketID: trigger.socketID, source: .http))
+            router.publish(Event(channel: channel, name: trigger.name, data: data, excludedSocketID: trigger.socketID, source: .http, namespace: namespace))
         }
     }
 
@@ -145,13 +151,13 @@ struct PusherHTTPAPIHandler: Sendable {
         return (try? JSONReader.validate(inner)) != nil ? inner : data
     }
 
-    private func info(_ trigger: PusherTriggerRequest) -> [(name: String, info: PusherHTTPAPI.ChannelInfo)]? {
+    private func info(_ trigger: PusherTriggerRequest, namespace: String?) -> [(name: String, info: PusherHTTPAPI.ChannelInfo)]? {
         guard !trigger.info.isEmpty else { return nil }
         let wanted = Set(trigger.info)
         return trigger.channels.map { name in
             (name, PusherHTTPAPI.ChannelInfo(
-                userCount: wanted.contains("user_count") && name.hasPrefix("presence-") ? registry.presenceMembers(name).count : nil,
-                subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name) : nil
+                userCount: wanted.contains("user_count") && name.hasPrefix("presence-") ? registry.presenceMembers(name, namespace: namespace).count : nil,
+                subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name, namespace: namespace) : nil
             ))
         }
     }

@@ -9,12 +9,17 @@ import NIOCore
 /// Like ``EngineSession`` it is an actor whose executor is its connection's event loop, so
 /// inbound frames and the router's fan-out batches enter it without a hop. It shares the
 /// channel registry, the router and presence with Socket.IO clients: a Socket.IO client and a
-/// Pusher client on the same channel see the same events and the same members.
+/// Pusher client of the first app on the same channel see the same events and the same
+/// members. A connection of a further app subscribes in that app's own namespace
+/// (``namespace``, see ``ChannelKey``): it shares channels only with its own app's clients.
 
 actor PusherSession: Recipient, WebSocketSession {
     nonisolated let eventLoop: any EventLoop
     nonisolated let channel: any Channel
     nonisolated let app: PusherApp?
+    /// The channel namespace of ``app``: `nil` (the shared channels) for the first app, else
+    /// the app's id. Channel names in this session are names within it.
+    nonisolated let namespace: String?
     nonisolated let socketID: String
     private nonisolated let requestedKey: String
     private nonisolated let protocolVersion: String?
@@ -24,6 +29,7 @@ actor PusherSession: Recipient, WebSocketSession {
         eventLoop.executor.asUnownedSerialExecutor()
     }
 
+    /// Subscribed channels, by name (within ``namespace``).
     private var channels: Set<String> = []
     /// Channels whose subscription the plugins are deciding (see "Plugin hooks" below).
     private var authorizing: Set<String> = []
@@ -53,6 +59,7 @@ actor PusherSession: Recipient, WebSocketSession {
         self.channel = channel
         self.eventLoop = channel.eventLoop
         self.app = app
+        self.namespace = app.flatMap { ChannelKey.namespace(of: $0, among: server.configuration.pusherApps) }
         self.requestedKey = requestedKey
         self.protocolVersion = protocolVersion
         self.server = server
@@ -61,6 +68,11 @@ actor PusherSession: Recipient, WebSocketSession {
         logger[metadataKey: "herald.pusher.socket"] = "\(socketID)"
         logger[metadataKey: "herald.pusher.app"] = "\(app?.id ?? "?")"
         self.logger = logger
+    }
+
+    /// The registry key of this connection's channel `name`.
+    private nonisolated func key(_ name: String) -> ChannelKey {
+        ChannelKey(namespace: namespace, name: name)
     }
 
     nonisolated func onLoop(_ body: @escaping @Sendable (isolated PusherSession) -> Void) {
@@ -316,7 +328,7 @@ actor PusherSession: Recipient, WebSocketSession {
                 return
             }
             let member = PresenceMember(pusherMember)
-            let current = server.registry.presenceMembers(name)
+            let current = server.registry.presenceMembers(key: key(name))
             if current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) {
                 subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
                 return
@@ -342,9 +354,9 @@ actor PusherSession: Recipient, WebSocketSession {
     private func replayCache(_ name: String, parsed: PusherChannelName, app: PusherApp) {
         if parsed.isCache {
             // Right after subscription_succeeded: the channel's last event, or pusher:cache_miss.
-            let reply = server.router.channelCache.subscriberReply(channel: name, ttl: .seconds(Int64(app.cacheTTL)))
+            let reply = server.router.channelCache.subscriberReply(channel: key(name), ttl: .seconds(Int64(app.cacheTTL)))
             write(reply.message)
-            if reply.miss { server.registry.webhooks?.record(.cacheMiss(channel: name)) }
+            if reply.miss { server.registry.webhooks?.record(.cacheMiss(channel: key(name))) }
         }
     }
 
@@ -352,11 +364,11 @@ actor PusherSession: Recipient, WebSocketSession {
         guard channels.insert(channel).inserted else { return }
         logger.debug("Pusher subscribed", metadata: ["herald.channel": "\(channel)"])
         guard let member else {
-            server.registry.subscribe(self, to: channel)
+            server.registry.subscribe(self, to: key(channel))
             return
         }
         presence[channel] = member
-        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: channel, member: member)
+        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: key(channel), member: member)
         write(PusherMessage.presenceSubscriptionSucceeded(channel: channel, members: members.map(\.member.pusherMember)))
         if first {
             server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID, to: audience)
@@ -369,13 +381,13 @@ actor PusherSession: Recipient, WebSocketSession {
         if presence[channel] != nil {
             leavePresence(channel)
         } else {
-            server.registry.unsubscribe(self, from: channel)
+            server.registry.unsubscribe(self, from: key(channel))
         }
     }
 
     private func leavePresence(_ channel: String) {
         guard presence.removeValue(forKey: channel) != nil,
-              let (member, audience) = server.registry.leavePresence(self, channel: channel) else { return }
+              let (member, audience) = server.registry.leavePresence(self, channel: key(channel)) else { return }
         server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil, to: audience)
     }
 
@@ -404,10 +416,10 @@ actor PusherSession: Recipient, WebSocketSession {
             sendError(code: 4301, message: "Client event rejected: rate limit (10 per second)", channel: channel)
             return
         }
-        var event = Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client)
+        var event = Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client, namespace: namespace)
         event.senderUserID = presence[channel]?.key
         if server.router.publish(event) {
-            server.registry.webhooks?.record(.clientEvent(channel: channel, event: name, data: data, socketID: socketID, userID: event.senderUserID))
+            server.registry.webhooks?.record(.clientEvent(channel: key(channel), event: name, data: data, socketID: socketID, userID: event.senderUserID))
         }
     }
 
@@ -450,7 +462,8 @@ actor PusherSession: Recipient, WebSocketSession {
         activityTimer?.cancel()
         signinDeadline?.cancel()
         for channel in presence.keys { leavePresence(channel) }
-        server.registry.disconnect(self, channels: channels)
+        let namespace = self.namespace
+        server.registry.disconnect(self, channels: channels.lazy.map { ChannelKey(namespace: namespace, name: $0) })
         channels.removeAll()
         authorizing.removeAll()
         server.pusherConnectionClosed(self, userID: userID)
@@ -462,7 +475,7 @@ actor PusherSession: Recipient, WebSocketSession {
 
 extension PusherSession {
     private func connectionInfo() -> ConnectionInfo {
-        ConnectionInfo(clientProtocol: .pusher, socketID: socketID, remoteAddress: remoteAddress, userID: userID)
+        ConnectionInfo(clientProtocol: .pusher, socketID: socketID, remoteAddress: remoteAddress, userID: userID, appID: app?.id)
     }
 
     /// `connection_established` went out: tell the connection observers (fire-and-forget).
@@ -490,7 +503,7 @@ extension PusherSession {
             return
         }
         authorizing.insert(name)
-        decide(SubscriptionRequest(channel: name, connection: connectionInfo()), subscribe: request, parsed: parsed, logger: logger)
+        decide(SubscriptionRequest(channel: name, connection: connectionInfo(), namespace: namespace), subscribe: request, parsed: parsed, logger: logger)
     }
 
     private nonisolated func decide(_ question: SubscriptionRequest, subscribe request: PusherSubscribeRequest, parsed: PusherChannelName, logger: Logger) {
@@ -525,7 +538,7 @@ extension PusherSession {
                 subscriptionError(name, status: 403, error: "The subscription has no presence member.")
                 return
             }
-            let current = server.registry.presenceMembers(name)
+            let current = server.registry.presenceMembers(key: key(name))
             if current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) {
                 subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
                 return

@@ -16,19 +16,22 @@ import Darwin
 #endif
 
 /// One Pusher webhook event (PROTOCOLS.md D.14), recorded where it happens.
+///
+/// Its channel is a ``ChannelKey``: the namespace says which app's webhooks hear of it (the
+/// shared channels: the first app's), and only the name goes on the wire.
 enum PusherWebhookEvent: Sendable, Hashable {
     /// The channel's subscriber count went from 0 to 1.
-    case channelOccupied(channel: String)
+    case channelOccupied(channel: ChannelKey)
     /// The channel's subscriber count went from 1 to 0.
-    case channelVacated(channel: String)
+    case channelVacated(channel: ChannelKey)
     /// A user's first connection joined the presence channel.
-    case memberAdded(channel: String, userID: String)
+    case memberAdded(channel: ChannelKey, userID: String)
     /// A user's last connection left the presence channel.
-    case memberRemoved(channel: String, userID: String)
+    case memberRemoved(channel: ChannelKey, userID: String)
     /// A client event; `data` is the event's raw JSON, `userID` the sender's presence user id.
-    case clientEvent(channel: String, event: String, data: ByteBuffer, socketID: String, userID: String?)
+    case clientEvent(channel: ChannelKey, event: String, data: ByteBuffer, socketID: String, userID: String?)
     /// A cache channel subscriber got `pusher:cache_miss`.
-    case cacheMiss(channel: String)
+    case cacheMiss(channel: ChannelKey)
 
     /// The event's `name`.
     var type: PusherWebhookEventType {
@@ -43,7 +46,7 @@ enum PusherWebhookEvent: Sendable, Hashable {
     }
 
     /// The event's channel.
-    var channel: String {
+    var channel: ChannelKey {
         switch self {
         case .channelOccupied(let channel), .channelVacated(let channel), .cacheMiss(let channel),
              .memberAdded(let channel, _), .memberRemoved(let channel, _), .clientEvent(let channel, _, _, _, _):
@@ -56,7 +59,7 @@ enum PusherWebhookEvent: Sendable, Hashable {
         buffer.writeStaticString("{\"name\":")
         JSONValue.writeQuoted(type.rawValue, into: &buffer)
         buffer.writeStaticString(",\"channel\":")
-        JSONValue.writeQuoted(channel, into: &buffer)
+        JSONValue.writeQuoted(channel.name, into: &buffer)
         switch self {
         case .channelOccupied, .channelVacated, .cacheMiss:
             break
@@ -140,6 +143,12 @@ enum PusherWebhookRequest {
 
 /// Sends the webhooks of every Pusher app that has some (``PusherApp/webhooks``).
 ///
+/// **Whose**: an event goes only to the webhooks of the app owning its channel's namespace —
+/// the first app for the shared channels (Socket.IO, Redis, the first app's own), each further
+/// app for its own channels (see ``ChannelKey``). `#server-to-user-<id>` channels are Herald's
+/// internal per-user channels (Pusher reserves `#` names): they produce no
+/// `channel_occupied`/`channel_vacated`.
+///
 /// **Recording** (``record(_:)``) is what the relay's paths call — the ``ChannelRegistry`` on
 /// occupancy and presence transitions (under its lock, so a channel's events are queued in the
 /// order they happened), sessions on client events and cache misses. It never blocks and never
@@ -179,6 +188,7 @@ final class PusherWebhookSender: Sendable {
     init?(apps: [PusherApp], eventLoopGroup: any EventLoopGroup, metrics: HeraldMetrics, logger: Logger) {
         var targets: [PusherWebhookTarget] = []
         for app in apps {
+            let namespace = ChannelKey.namespace(of: app, among: apps)
             for webhook in app.webhooks {
                 do {
                     try webhook.validate()
@@ -186,7 +196,9 @@ final class PusherWebhookSender: Sendable {
                     logger.error("webhook left out: \(error.message)", metadata: ["herald.pusher.app": "\(app.id)"])
                     continue
                 }
-                targets.append(PusherWebhookTarget(app: app, webhook: webhook, loop: eventLoopGroup.next(), metrics: metrics, logger: logger))
+                targets.append(PusherWebhookTarget(
+                    app: app, namespace: namespace, webhook: webhook, loop: eventLoopGroup.next(), metrics: metrics, logger: logger
+                ))
             }
         }
         guard !targets.isEmpty else { return nil }
@@ -196,12 +208,15 @@ final class PusherWebhookSender: Sendable {
         self.logger = logger
     }
 
-    /// Queues `event` for every webhook that wants it. Cheap and non-blocking; callable from
-    /// any thread, including under the registry's lock.
+    /// Queues `event` for every webhook of the app owning its channel that wants it. Cheap and
+    /// non-blocking; callable from any thread, including under the registry's lock.
     func record(_ event: PusherWebhookEvent) {
         let type = event.type
         let channel = event.channel
-        for target in targets where target.webhook.accepts(type, channel: channel) {
+        if type == .channelOccupied || type == .channelVacated, channel.name.hasPrefix(PusherChannelName.serverToUserPrefix) {
+            return
+        }
+        for target in targets where target.namespace == channel.namespace && target.webhook.accepts(type, channel: channel.name) {
             target.enqueue(event)
         }
     }
@@ -285,6 +300,8 @@ final class PusherWebhookSender: Sendable {
 /// One webhook URL of one app: its filter, its bounded queue and its delivery loop.
 final class PusherWebhookTarget: Sendable {
     let appID: String
+    /// The channel namespace of the app (`nil`: the shared channels, for the first app).
+    let namespace: String?
     let key: String
     private let secret: String
     let webhook: PusherWebhook
@@ -321,8 +338,9 @@ final class PusherWebhookTarget: Sendable {
         case stopped
     }
 
-    init(app: PusherApp, webhook: PusherWebhook, loop: any EventLoop, metrics: HeraldMetrics, logger: Logger) {
+    init(app: PusherApp, namespace: String?, webhook: PusherWebhook, loop: any EventLoop, metrics: HeraldMetrics, logger: Logger) {
         self.appID = app.id
+        self.namespace = namespace
         self.key = app.key
         self.secret = app.secret
         self.webhook = webhook

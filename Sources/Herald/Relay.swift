@@ -30,6 +30,8 @@ public final class Relay: Service, Sendable {
     public let router: Router
     /// The Redis subscription, when Redis is configured.
     public let subscriber: RedisSubscriber?
+    /// The node bus, when ``HeraldConfiguration/cluster`` is set (and Redis configured).
+    public let cluster: ClusterBus?
 
     private let engine: EngineIOServer
     private let authorizer: ChannelAuthorizer?
@@ -74,7 +76,9 @@ public final class Relay: Service, Sendable {
         let registry = ChannelRegistry(metrics: recorded, webhooks: webhooks)
         self.registry = registry
         let chain = PluginChain(plugins, timeBudget: pluginTimeBudget, onError: { _, _ in recorded.pluginErrors.increment() })
-        let router = Router(registry: registry, plugins: chain, emitToAll: configuration.emitToAll, logger: logger)
+        let cluster = Self.makeCluster(configuration: configuration, eventLoopGroup: eventLoopGroup, metricsFactory: factory, logger: logger)
+        self.cluster = cluster
+        let router = Router(registry: registry, plugins: chain, emitToAll: configuration.emitToAll, cluster: cluster, logger: logger)
         self.router = router
         self.authorizer = configuration.authorization.map {
             ChannelAuthorizer(configuration: $0, eventLoopGroup: eventLoopGroup, metrics: recorded, logger: logger)
@@ -83,7 +87,7 @@ public final class Relay: Service, Sendable {
         let hasAPI = !configuration.apiClients.isEmpty || configuration.apiCORS != nil || !configuration.extraHeaders.isEmpty
         self.api = hasAPI ? EchoHTTPAPI(configuration: configuration, registry: registry, router: router, logger: logger) : nil
         self.subscriber = configuration.redis.map {
-            RedisSubscriber(configuration: $0, patterns: [configuration.redisPattern], eventLoopGroup: eventLoopGroup, metricsFactory: factory, logger: logger)
+            RedisSubscriber(configuration: $0, patterns: [configuration.redisPattern], channels: cluster.map { [$0.channel] } ?? [], eventLoopGroup: eventLoopGroup, metricsFactory: factory, logger: logger)
         }
     }
 
@@ -176,7 +180,16 @@ public final class Relay: Service, Sendable {
         }
 
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.router.run() }
+            group.addTask {
+                await self.router.run()
+                self.cluster?.finish()  // the router routed its last event
+            }
+            if let cluster {
+                logger.info("cluster on: events entering this node go to the other nodes", metadata: [
+                    "herald.cluster.node": "\(cluster.nodeID)", "herald.cluster.channel": "\(cluster.channel)",
+                ])
+                group.addTask { await cluster.run() }
+            }
             if let status {
                 logger.info("status endpoints on: GET /status, /status.json, /tail (token required)")
                 group.addTask { await status.run() }
@@ -209,6 +222,7 @@ public final class Relay: Service, Sendable {
     private func ingest(from subscriber: RedisSubscriber) async {
         let prefix = configuration.keyPrefix
         for await message in subscriber.messages {
+            if let cluster, cluster.consume(message, router: router) { continue }
             var channel = message.channel
             if !prefix.isEmpty, channel.hasPrefix(prefix) {
                 channel.removeFirst(prefix.count)

@@ -58,6 +58,10 @@ public struct RouterStatistics: Sendable, Hashable {
 /// `queueSize` events waiting in lanes the router stops taking events from its queue until a
 /// worker takes one; the queue then fills and drops, counted, as without plugins. Without event
 /// plugins events are routed directly from the queue, in order.
+///
+/// An event reaches the subscribers of its ``Event/channel`` in its ``Event/namespace``
+/// (``ChannelKey``): the shared channels, or a further Pusher app's own. Frames carry the
+/// channel's name only.
 public actor Router {
     private let registry: ChannelRegistry
     /// The plugins: event plugins run here; sessions ask the chain's subscription and
@@ -74,6 +78,9 @@ public actor Router {
     nonisolated let channelCache: PusherChannelCache
     /// `GET /tail` clients: offered every event after the plugins, before fan-out.
     nonisolated let tail = TailHub()
+    /// Scale-out: the node bus events that entered this node are sent to, after the plugins
+    /// (`nil`: a single node, and routing never looks further).
+    nonisolated let cluster: ClusterBus?
 
     /// Channels with events for the plugin chain, and the workers running them.
     private let lanes: PluginLanes
@@ -89,7 +96,9 @@ public actor Router {
     ///     with event plugins, as many more may wait in the channels' lanes.
     ///   - cachedChannels: most Pusher cache channels whose last event is kept (oldest evicted).
     ///   - pluginConcurrency: most channels whose events are in the plugin chain at once.
-    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, pluginConcurrency: Int = 64, logger: Logger) {
+    ///   - cluster: the node bus that carries events entering this node to the other nodes.
+    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, pluginConcurrency: Int = 64, cluster: ClusterBus? = nil, logger: Logger) {
+        self.cluster = cluster
         self.registry = registry
         self.metrics = registry.metrics
         self.channelCache = PusherChannelCache(capacity: cachedChannels)
@@ -138,7 +147,7 @@ public actor Router {
     /// it returns once every queued event went through the plugins and out.
     public func run() async {
         guard plugins.processesEvents else {
-            for await event in stream { route(event) }
+            for await event in stream { route(event, entered: event.source) }
             return
         }
         for await event in stream {
@@ -147,8 +156,8 @@ public actor Router {
                 switch lanes.offer(event) {
                 case .queued:
                     placed = true
-                case .startWorker(let channel):
-                    startWorker(first: channel)
+                case .startWorker(let lane):
+                    startWorker(first: lane)
                     placed = true
                 case .full:
                     await lanes.waitForRoom()
@@ -167,12 +176,12 @@ public actor Router {
     /// Starts a worker on `channel`'s first event. The worker's runner may hand the worker to
     /// another task (the watchdog's, when a plugin overran its budget); one task at a time
     /// drives it.
-    private nonisolated func startWorker(first channel: String) {
+    private nonisolated func startWorker(first lane: ChannelKey) {
         let runner = PluginRunner(chain: plugins, logger: logger) { [self] runner, input, outputs, owner in
-            for output in outputs { route(output) }
-            await work(runner: runner, owner: owner, next: await lanes.next(after: input.channel))
+            for output in outputs { route(output, entered: input.source) }
+            await work(runner: runner, owner: owner, next: await lanes.next(after: ChannelKey(input)))
         }
-        Task { await work(runner: runner, owner: runner.firstOwner, next: lanes.take(channel)) }
+        Task { await work(runner: runner, owner: runner.firstOwner, next: lanes.take(lane)) }
     }
 
     private nonisolated func work(runner: PluginRunner, owner: Int, next first: Event?) async {
@@ -180,15 +189,16 @@ public actor Router {
         while let event = next {
             // nil: the watchdog took this worker over while a plugin overran its budget.
             guard let outputs = await runner.run(event, owner: owner) else { return }
-            for output in outputs { route(output) }
-            next = await lanes.next(after: event.channel)
+            for output in outputs { route(output, entered: event.source) }
+            next = await lanes.next(after: ChannelKey(event))
         }
         runner.close()
     }
 
     /// Announces a presence change to `channel`'s members in both dialects
     /// (`presence:joining`/`presence:leaving` and `pusher_internal:member_added`/`member_removed`),
-    /// bypassing plugins and seed mode. Callable from any thread.
+    /// bypassing plugins and seed mode. `channel` is the name the members know (the audience
+    /// already is the right namespace's). Callable from any thread.
     nonisolated func announcePresence(channel: String, member: PresenceMember, joined: Bool, socketID: String?, to audience: ChannelRegistry.Groups?) {
         guard let groups = audience else { return }
         var socketIO = ByteBuffer()
@@ -204,16 +214,29 @@ public actor Router {
         metrics.deliveries.increment(by: delivered)
     }
 
-    private nonisolated func route(_ event: Event) {
+    /// Delivers an event another node published to the cluster (``ClusterBus``) to this node's
+    /// subscribers: no plugins (they ran on that node), never sent back to the cluster.
+    /// Callable from any thread.
+    nonisolated func deliverRemote(_ event: Event) {
+        route(event, entered: nil)
+    }
+
+    /// - Parameter entered: the source of the event as it entered this node, before the
+    ///   plugins (an event a plugin makes may name another); `nil` for another node's event.
+    private nonisolated func route(_ event: Event, entered: EventSource?) {
+        // Scale-out: what entered this node (not Laravel's broadcasts, which every node
+        // receives) goes to the other nodes once, after the plugins.
+        if let cluster, let entered, entered != .redis { cluster.send(event) }
         tail.offer(event)  // one atomic load while nobody tails
         let kind = event.channelKind
+        let key = ChannelKey(event)
         var delivered = 0
         let dataForm: PusherMessage.DataForm = event.source == .client ? .verbatim : .string
         // Cache channels remember their last event (one store per event, before fan-out).
         if PusherChannelName.isCacheChannel(event.channel) {
-            channelCache.store(channel: event.channel, name: event.name, data: event.data, dataForm: dataForm)
+            channelCache.store(channel: key, name: event.name, data: event.data, dataForm: dataForm)
         }
-        if let groups = registry.groups(for: event.channel) {
+        if let groups = registry.groups(for: key) {
             // Client events reach Pusher clients as sent (D.8), with the sender's presence id.
             let broadcast = EncodedBroadcast(
                 channelEvent: event.name, channel: event.channel, data: event.data, excludedSocketID: event.excludedSocketID,
@@ -221,8 +244,9 @@ public actor Router {
             )
             delivered += Self.deliver(broadcast, to: groups)
         }
-        // Seed compatibility: public channels only; private and presence events never go to all.
-        if emitToAll && kind == .public {
+        // Seed compatibility: public shared channels only (a further Pusher app's events are its
+        // own); private and presence events never go to all.
+        if emitToAll && kind == .public && key.isShared {
             var packet = ByteBuffer()
             packet.reserveCapacity(event.data.readableBytes + event.name.utf8.count + event.channel.utf8.count + 12)
             SocketIOCodec.writeEvent(name: event.channel + ":" + event.name, arguments: [event.data], into: &packet)
@@ -233,7 +257,7 @@ public actor Router {
         counters.deliveries.add(delivered, ordering: .relaxed)
         if delivered > 0 { metrics.deliveries.increment(by: delivered) }
         if logger.logLevel <= .trace {
-            logger.trace("routed event", metadata: ["herald.channel": "\(event.channel)", "herald.event": "\(event.name)", "herald.recipients": "\(delivered)"])
+            logger.trace("routed event", metadata: ["herald.channel": "\(key)", "herald.event": "\(event.name)", "herald.recipients": "\(delivered)"])
         }
     }
 
@@ -270,21 +294,21 @@ final class PluginLanes: Sendable {
         /// The event waits in its lane.
         case queued
         /// The event waits in its lane, which needs a new worker (none is idle).
-        case startWorker(String)
+        case startWorker(ChannelKey)
         /// `maxWaiting` events already wait: try again after ``waitForRoom()``.
         case full
     }
 
     private struct State {
         /// Channels with waiting or running events → their waiting events, next first.
-        var lanes: [String: CircularBuffer<Event>] = [:]
+        var lanes: [ChannelKey: CircularBuffer<Event>] = [:]
         /// Channels with waiting events and no worker, in arrival order.
-        var ready = CircularBuffer<String>()
+        var ready = CircularBuffer<ChannelKey>()
         /// Events waiting in lanes.
         var waiting = 0
         var workers = 0
         /// Parked workers, resumed with a channel to take from, or nil to stop.
-        var idle: [CheckedContinuation<String?, Never>] = []
+        var idle: [CheckedContinuation<ChannelKey?, Never>] = []
         var roomWaiter: CheckedContinuation<Void, Never>?
         var drainWaiter: CheckedContinuation<Void, Never>?
         var draining = false
@@ -301,23 +325,24 @@ final class PluginLanes: Sendable {
 
     /// Puts `event` in its channel's lane (called by the router's loop only).
     func offer(_ event: Event) -> Offer {
-        let (offer, wake) = state.withLock { state -> (Offer, CheckedContinuation<String?, Never>?) in
+        let lane = ChannelKey(event)
+        let (offer, wake) = state.withLock { state -> (Offer, CheckedContinuation<ChannelKey?, Never>?) in
             guard state.waiting < maxWaiting else { return (.full, nil) }
             state.waiting += 1
-            if state.lanes[event.channel] != nil {
-                state.lanes[event.channel]?.append(event)
+            if state.lanes[lane] != nil {
+                state.lanes[lane]?.append(event)
                 return (.queued, nil)
             }
-            state.lanes[event.channel] = [event]
+            state.lanes[lane] = [event]
             if let idle = state.idle.popLast() { return (.queued, idle) }
             if state.workers < maxWorkers {
                 state.workers += 1
-                return (.startWorker(event.channel), nil)
+                return (.startWorker(lane), nil)
             }
-            state.ready.append(event.channel)
+            state.ready.append(lane)
             return (.queued, nil)
         }
-        wake?.resume(returning: event.channel)
+        wake?.resume(returning: lane)
         return offer
     }
 
@@ -334,13 +359,13 @@ final class PluginLanes: Sendable {
     }
 
     /// Takes the next event of `channel`, which the calling worker owns.
-    func take(_ channel: String) -> Event? {
+    func take(_ channel: ChannelKey) -> Event? {
         let (event, room) = state.withLock { state in Self.take(channel, &state) }
         room?.resume()
         return event
     }
 
-    private static func take(_ channel: String, _ state: inout State) -> (Event?, CheckedContinuation<Void, Never>?) {
+    private static func take(_ channel: ChannelKey, _ state: inout State) -> (Event?, CheckedContinuation<Void, Never>?) {
         guard let event = state.lanes[channel]?.popFirst() else { return (nil, nil) }
         state.waiting -= 1
         let room = state.roomWaiter
@@ -350,14 +375,14 @@ final class PluginLanes: Sendable {
 
     /// The calling worker finished an event of `channel`: the next event it should run (of the
     /// same channel, or of the longest-waiting other one), or `nil` when it should stop.
-    func next(after channel: String) async -> Event? {
+    func next(after channel: ChannelKey) async -> Event? {
         enum Step {
             case run(Event?, room: CheckedContinuation<Void, Never>?)
             case park
-            case stop(wake: [CheckedContinuation<String?, Never>], drained: CheckedContinuation<Void, Never>?)
+            case stop(wake: [CheckedContinuation<ChannelKey?, Never>], drained: CheckedContinuation<Void, Never>?)
         }
         let step = state.withLock { state -> Step in
-            var next: String? = channel
+            var next: ChannelKey? = channel
             if state.lanes[channel]?.isEmpty ?? true {
                 state.lanes[channel] = nil
                 next = state.ready.popFirst()
@@ -387,9 +412,9 @@ final class PluginLanes: Sendable {
             drained?.resume()
             return nil
         case .park:
-            let assigned = await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+            let assigned = await withCheckedContinuation { (continuation: CheckedContinuation<ChannelKey?, Never>) in
                 // Work may have come in since the lock above was released.
-                let now = state.withLock { state -> String?? in
+                let now = state.withLock { state -> ChannelKey?? in
                     if let waiting = state.ready.popFirst() { return .some(waiting) }
                     if state.draining && state.lanes.isEmpty {
                         state.workers -= 1
@@ -407,7 +432,7 @@ final class PluginLanes: Sendable {
 
     /// Stops the workers as they run out of work, without waiting (the router was cancelled).
     func stop() {
-        let idle = state.withLock { state -> [CheckedContinuation<String?, Never>] in
+        let idle = state.withLock { state -> [CheckedContinuation<ChannelKey?, Never>] in
             state.draining = true
             state.workers -= state.idle.count
             defer { state.idle = [] }
@@ -419,7 +444,7 @@ final class PluginLanes: Sendable {
     /// Waits until every lane is empty, then stops the workers (after the router's queue ended).
     func drain() async {
         await withCheckedContinuation { continuation in
-            let idle = state.withLock { state -> [CheckedContinuation<String?, Never>]? in
+            let idle = state.withLock { state -> [CheckedContinuation<ChannelKey?, Never>]? in
                 state.draining = true
                 guard state.lanes.isEmpty else {
                     state.drainWaiter = continuation

@@ -234,28 +234,29 @@ final class StatusEndpoint: Sendable {
             JSONMember(key: "pusher", value: number(counts.pusher)),
         ])
 
-        let names = registry.channelNames
-        let busiest = names.map { (name: $0, subscribers: registry.subscriberCount($0)) }
+        // Every namespace: a further Pusher app's channel reads `app <id>: <name>` (`channel`)
+        // and carries the app id (`app`), so it is never mistaken for a shared channel.
+        let keys = registry.channelKeys
+        let busiest = keys.map { (key: $0, name: $0.description, subscribers: registry.subscriberCount(key: $0)) }
             .filter { $0.subscribers > 0 }
             .sorted { $0.subscribers != $1.subscribers ? $0.subscribers > $1.subscribers : $0.name < $1.name }
             .prefix(top)
         let channels: JSONValue = .object([
-            JSONMember(key: "count", value: number(names.count)),
+            JSONMember(key: "count", value: number(keys.count)),
             JSONMember(key: "busiest", value: .array(busiest.map { entry in
-                .object([JSONMember(key: "channel", value: .string(entry.name)), JSONMember(key: "subscribers", value: number(entry.subscribers))])
+                .object(Self.channelMembers(entry.key, name: entry.name) + [JSONMember(key: "subscribers", value: number(entry.subscribers))])
             })),
         ])
 
-        let presenceNames = names.filter { ChannelKind($0) == .presence }
-        let presenceRows = presenceNames
-            .map { (name: $0, members: registry.presenceMembers($0).count, subscribers: registry.subscriberCount($0)) }
+        let presenceKeys = keys.filter { ChannelKind($0.name) == .presence }
+        let presenceRows = presenceKeys
+            .map { (key: $0, name: $0.description, members: registry.presenceMembers(key: $0).count, subscribers: registry.subscriberCount(key: $0)) }
             .sorted { $0.members != $1.members ? $0.members > $1.members : $0.name < $1.name }
             .prefix(Self.maxRows)
         let presence: JSONValue = .object([
-            JSONMember(key: "count", value: number(presenceNames.count)),
+            JSONMember(key: "count", value: number(presenceKeys.count)),
             JSONMember(key: "channels", value: .array(presenceRows.map { row in
-                .object([
-                    JSONMember(key: "channel", value: .string(row.name)),
+                .object(Self.channelMembers(row.key, name: row.name) + [
                     JSONMember(key: "members", value: number(row.members)),
                     JSONMember(key: "subscribers", value: number(row.subscribers)),
                 ])
@@ -307,6 +308,14 @@ final class StatusEndpoint: Sendable {
             JSONMember(key: "slow_consumer_disconnects", value: number(engine.slowConsumerDisconnects)),
             JSONMember(key: "tail", value: .object([JSONMember(key: "clients", value: number(tail.subscriberCount))])),
         ])
+    }
+
+    /// A channel row's `channel` (the readable ``ChannelKey/description``) and, for a further
+    /// Pusher app's channel, `app` (its id).
+    private static func channelMembers(_ key: ChannelKey, name: String) -> [JSONMember] {
+        var members = [JSONMember(key: "channel", value: .string(name))]
+        if let namespace = key.namespace { members.append(JSONMember(key: "app", value: .string(namespace))) }
+        return members
     }
 
     /// `seconds` with three decimals, as JSON number text.

@@ -21,7 +21,7 @@ final class SubscriptionCountNotifier: Sendable {
     static let interval = TimeAmount.milliseconds(100)
 
     private struct Pending {
-        var channels: Set<String> = []
+        var channels: Set<ChannelKey> = []
         var scheduled = false
     }
 
@@ -38,8 +38,8 @@ final class SubscriptionCountNotifier: Sendable {
 
     /// Records that `channel`'s subscriber count changed; `loop` runs the flush if one has to
     /// be scheduled. Call outside the registry's lock.
-    func changed(_ channel: String, loop: any EventLoop, registry: ChannelRegistry) {
-        guard isEnabled, PusherChannelName.kind(of: channel) != .presence else { return }
+    func changed(_ channel: ChannelKey, loop: any EventLoop, registry: ChannelRegistry) {
+        guard isEnabled, PusherChannelName.kind(of: channel.name) != .presence else { return }
         let schedule = pending.withLock { pending in
             pending.channels.insert(channel)
             defer { pending.scheduled = true }
@@ -52,7 +52,8 @@ final class SubscriptionCountNotifier: Sendable {
     }
 
     /// Takes the changed channels and sends each one's current count to its opted-in Pusher
-    /// subscribers: one task per event loop, flushed through the loop's ``LoopFlusher``.
+    /// subscribers (a namespaced channel's subscribers are all of its own app): one task per
+    /// event loop, flushed through the loop's ``LoopFlusher``.
     private func flush(registry: ChannelRegistry) {
         let channels = pending.withLock { pending in
             pending.scheduled = false
@@ -63,7 +64,7 @@ final class SubscriptionCountNotifier: Sendable {
             guard let groups = registry.groups(for: channel) else { continue }
             let count = groups.values.reduce(0) { $0 + $1.sessions.count }
             let broadcast = EncodedBroadcast(
-                packet: ByteBuffer(), pusherMessage: PusherMessage.subscriptionCount(channel: channel, count: count), excludedSocketID: nil
+                packet: ByteBuffer(), pusherMessage: PusherMessage.subscriptionCount(channel: channel.name, count: count), excludedSocketID: nil
             )
             for group in groups.values {
                 let sessions = group.sessions

@@ -30,22 +30,32 @@ public struct Event: Sendable {
     /// For client events on presence channels: the sender's user id (Pusher adds it as
     /// `user_id` to the relayed message).
     public var senderUserID: String? = nil
+    /// Whose channels ``channel`` is one of. `nil` (the default) is Herald's shared channels:
+    /// those of Socket.IO clients, Redis-ingested Laravel events, laravel-echo-server's HTTP
+    /// API, in-process publishing and the first Pusher app. A Pusher app after the first has
+    /// channels of its own: its HTTP API and its clients' events carry its app id here, and
+    /// they reach only that app's subscribers, even where another app uses the same channel
+    /// name. ``channel`` stays the name subscribers see; plugins may read this to tell apps
+    /// apart, and an event a plugin makes from another should keep its namespace.
+    public var namespace: String? = nil
 
     /// Creates an event whose payload is `data`, one JSON value that is relayed byte for byte
-    /// (Herald does not validate it here).
-    public init(channel: String, name: String, data: ByteBuffer, excludedSocketID: String? = nil, source: EventSource) {
+    /// (Herald does not validate it here), for `channel` in `namespace` (`nil`: the shared
+    /// channels).
+    public init(channel: String, name: String, data: ByteBuffer, excludedSocketID: String? = nil, source: EventSource, namespace: String? = nil) {
         self.channel = channel
         self.name = name
         self.data = data
         self.excludedSocketID = excludedSocketID
         self.source = source
+        self.namespace = namespace
     }
 
     /// Convenience: builds an event whose payload is the serialization of `json`.
-    public init(channel: String, name: String, json: JSONValue, excludedSocketID: String? = nil, source: EventSource) {
+    public init(channel: String, name: String, json: JSONValue, excludedSocketID: String? = nil, source: EventSource, namespace: String? = nil) {
         var buffer = ByteBuffer()
         json.write(into: &buffer)
-        self.init(channel: channel, name: name, data: buffer, excludedSocketID: excludedSocketID, source: source)
+        self.init(channel: channel, name: name, data: buffer, excludedSocketID: excludedSocketID, source: source, namespace: namespace)
     }
 
     /// The channel's kind, from its name.

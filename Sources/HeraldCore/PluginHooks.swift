@@ -19,11 +19,16 @@ public struct ConnectionInfo: Sendable, Hashable {
     /// Socket.IO connections authenticate per channel, so theirs is `nil`.
     public var userID: String?
 
-    public init(clientProtocol: ClientProtocol, socketID: String, remoteAddress: String? = nil, userID: String? = nil) {
+    /// The Pusher app the connection belongs to (`nil` for Socket.IO).
+    public var appID: String?
+
+    /// - Parameters: see the properties.
+    public init(clientProtocol: ClientProtocol, socketID: String, remoteAddress: String? = nil, userID: String? = nil, appID: String? = nil) {
         self.clientProtocol = clientProtocol
         self.socketID = socketID
         self.remoteAddress = remoteAddress
         self.userID = userID
+        self.appID = appID
     }
 }
 
@@ -41,11 +46,18 @@ public struct SubscriptionRequest: Sendable {
     /// user, if any).
     public var headers: [(name: String, value: String)]
 
-    public init(channel: String, connection: ConnectionInfo, headers: [(name: String, value: String)] = []) {
+    /// The channel's namespace: `nil` for Herald's shared channels (Socket.IO, Redis, the first
+    /// Pusher app), else the id of the further Pusher app whose own channel this is, so an
+    /// authorizer can tell app B's `private-x` from the shared one.
+    public var namespace: String?
+
+    /// - Parameters: see the properties.
+    public init(channel: String, connection: ConnectionInfo, headers: [(name: String, value: String)] = [], namespace: String? = nil) {
         self.channel = channel
         self.channelKind = ChannelKind(channel)
         self.connection = connection
         self.headers = headers
+        self.namespace = namespace
     }
 
     /// The first header named `name` (compared case-insensitively), if any.

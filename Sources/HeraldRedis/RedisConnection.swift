@@ -239,6 +239,22 @@ public final class RedisConnection: Sendable {
         channel.writeAndFlush(RedisOutboundCommand(bytes: bytes, promise: nil), promise: nil)
     }
 
+    /// Writes already-encoded commands — any number, pipelined in one write — whose replies are
+    /// not awaited: they go to the connection's push handler (connect with one, or every reply
+    /// is logged as unexpected). Returns once the bytes are handed to the socket, not once Redis
+    /// answered, so a caller writing in a loop is slowed down by a Redis that stops reading
+    /// instead of growing memory. Do not mix with commands that await replies on the same
+    /// connection: replies are matched to waiting commands in order.
+    public func write(encoded bytes: ByteBuffer) async throws {
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(RedisOutboundCommand(bytes: bytes, promise: nil), promise: written)
+        do {
+            try await written.futureResult.get()
+        } catch {
+            throw RedisError(.connectionClosed, "could not write to Redis: \(error)")
+        }
+    }
+
     /// `PUBLISH channel message`; returns how many subscribers received it.
     @discardableResult
     public func publish(_ message: ByteBuffer, to channel: String) async throws -> Int {

@@ -103,6 +103,7 @@ struct LoadedConfiguration {
             lines.append("pusher app: id \(app.id), key \(app.key), secret \(String(repeating: "*", count: 8))")
         }
         if !c.apiClients.isEmpty { lines.append("laravel-echo-server API clients: \(c.apiClients.count)") }
+        if let cluster = c.cluster { lines.append("cluster: channel '\(c.clusterChannel ?? "")', node id \(cluster.nodeID)") }
         lines.append("plugins: \(plugins.isEmpty ? "none" : plugins.map(\.name).joined(separator: " → "))")
         return lines.joined(separator: "\n")
     }
@@ -395,9 +396,13 @@ struct StarterValues {
             pusher:
               # Pusher Channels protocol 7 (pusher-js, Laravel Echo's pusher/reverb broadcasters)
               # at /app/<key>, and its signed HTTP API at /apps/<id>/.
+              # The first app shares channels with Socket.IO and Redis; each further app's channels are its own.
             \(apps)
 
             # status: { token: "a-long-random-token" }   # GET /status page, /status.json, /tail; HERALD_STATUS_TOKEN, --status-token
+
+            # Several nodes on one Redis (--cluster, HERALD_CLUSTER=true): HTTP-API events and whispers reach every node.
+            # cluster: { channel: "herald:cluster", node_id: relay-1 }   # defaults: herald:cluster[:<key_prefix>], random id
 
             # Event plugins, run in this order on every event before it is delivered.
             plugins: []

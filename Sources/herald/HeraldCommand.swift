@@ -146,6 +146,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Turn on the status page (GET /status), /status.json and the live event tail (GET /tail), for requests carrying this token (Authorization: Bearer <token> or ?token=). Off without it. [env: HERALD_STATUS_TOKEN]", valueName: "token"))
     var statusToken: String?
 
+    @Flag(help: "Scale-out: send the events that enter this node (Pusher and laravel-echo-server HTTP APIs, client events) once through Redis to the other nodes sharing it, and deliver theirs. Needs --redis. [env: HERALD_CLUSTER=true]")
+    var cluster = false
+
+    @Option(help: ArgumentHelp("The Redis channel the cluster's nodes share; every node of one cluster needs the same one. [env: HERALD_CLUSTER_CHANNEL] (default: herald:cluster, or herald:cluster:<key prefix> with a key prefix)", valueName: "name"))
+    var clusterChannel: String?
+
+    @Option(help: ArgumentHelp("This node's id in the cluster (1-64 characters, unique per node). [env: HERALD_CLUSTER_NODE_ID] (default: random per process)", valueName: "id"))
+    var clusterNodeId: String?
+
     /// The first of `HERALD_<name>`, `PUSHER_<name>`, `REVERB_<name>` that is set (the names a
     /// Laravel `.env` already has).
     static func pusherEnvironment(_ name: String) -> String? {
@@ -289,6 +298,21 @@ struct Serve: AsyncParsableCommand {
         }
         if let token = statusToken ?? environment("STATUS_TOKEN") {
             config.statusToken = token.isEmpty ? nil : token
+        }
+        if cluster { config.cluster = config.cluster ?? ClusterConfiguration() }
+        for (flag, value) in [("--cluster-channel", clusterChannel), ("--cluster-node-id", clusterNodeId)] where value != nil && config.cluster == nil {
+            warnings.append("\(flag) \(value ?? "") has no effect without --cluster")
+        }
+        if let channel = clusterChannel {
+            if let problem = ClusterConfiguration.problem(channel: channel) { throw ValidationError(problem) }
+            config.cluster?.channel = channel
+        }
+        if let id = clusterNodeId {
+            if let problem = ClusterConfiguration.problem(nodeID: id) { throw ValidationError(problem) }
+            config.cluster?.nodeID = id
+        }
+        if config.cluster != nil && config.redis == nil {
+            throw ValidationError("the cluster needs Redis: give --redis (HERALD_REDIS, redis.url) too")
         }
         if let token = config.statusToken, token.count < 16 {
             warnings.append("the status token is short (\(token.count) characters); use a long random one, e.g. `openssl rand -hex 24`")

@@ -255,7 +255,7 @@ func withRouter(
     let router = Router(registry: registry, plugins: chain, emitToAll: false, pluginConcurrency: 8, logger: quietLogger)
     let running = Task { await router.run() }
     let recipient = RecordingRecipient(loop: MultiThreadedEventLoopGroup.singleton.next())
-    for channel in channels { registry.subscribe(recipient, to: channel) }
+    for channel in channels { registry.subscribe(recipient, to: ChannelKey(shared: channel)) }
     try await body(router, recipient)
     router.finish()
     await running.value

@@ -134,7 +134,11 @@ import Testing
         #expect(sender.targets.map(\.appID) == ["3", "3", "3", "4"])
         sender.record(.channelOccupied(channel: "orders.1"))
         sender.record(.memberAdded(channel: "presence-x", userID: "1"))
-        #expect(sender.targets.map(\.queuedCount) == [2, 1, 1, 2])
+        // Shared channels are the first app's: the second app's webhook hears nothing of them,
+        // only of its own channels (issue #4).
+        #expect(sender.targets.map(\.queuedCount) == [2, 1, 1, 0])
+        sender.record(.channelOccupied(channel: ChannelKey(namespace: "4", name: "orders.1")))
+        #expect(sender.targets.map(\.queuedCount) == [2, 1, 1, 1])
     }
 
     @Test func backoffGrowsExponentiallyWithJitterUpToTheCap() throws {

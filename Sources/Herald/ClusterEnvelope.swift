@@ -1,0 +1,146 @@
+import HeraldCore
+import NIOCore
+
+/// The wire form of one event travelling between Herald nodes on the cluster channel.
+///
+/// One compact JSON object, version first and the payload last, so it reads well in
+/// `redis-cli SUBSCRIBE` and the payload is appended (and later sliced out) without being
+/// re-encoded:
+///
+/// ```json
+/// {"v":1,"node":"k3J9…","src":"http","ch":"orders","ns":"1001","ev":"order.shipped","sock":"123.456","uid":"7","data":{"id":1}}
+/// ```
+///
+/// | key | meaning | required |
+/// |---|---|---|
+/// | `v` | envelope version, `1` | yes |
+/// | `node` | the id of the node the event entered (receivers ignore their own) | yes |
+/// | `src` | ``EventSource`` raw value (`http`, `client`, `inProcess`) | yes |
+/// | `ch` | channel, without any key prefix | yes |
+/// | `ns` | ``Event/namespace``: the Pusher app whose own channels these are; absent for the shared channels | no |
+/// | `ev` | event name | yes |
+/// | `sock` | socket id excluded from delivery (`toOthers()`, `socket_id`, the whisperer) | no |
+/// | `uid` | sender's presence user id (Pusher client events) | no |
+/// | `data` | the payload: one JSON value, verbatim | yes |
+///
+/// Unknown keys are ignored (a later version-1 node may add optional ones); any other `v` is
+/// refused, so nodes of an incompatible later version drop rather than misread each other.
+enum ClusterEnvelope {
+    /// The version this node writes and reads.
+    static let version = 1
+
+    /// Why a cluster message could not be read.
+    struct DecodeError: Error, Sendable, Hashable, CustomStringConvertible {
+        /// What is wrong, for the log.
+        var reason: String
+        var description: String { reason }
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    /// One decoded envelope: the node it came from and the event.
+    struct Decoded: Sendable {
+        /// The origin node's id.
+        var node: String
+        /// The event, with the origin's source, exclusion and sender.
+        var event: Event
+    }
+
+    /// Appends the envelope of `event`, sent by `node`, to `buffer`. `event.data` must be one
+    /// valid JSON value (it is written as is).
+    static func encode(_ event: Event, node: String, into buffer: inout ByteBuffer) {
+        buffer.reserveCapacity(minimumWritableBytes: event.data.readableBytes + event.channel.utf8.count + event.name.utf8.count + node.utf8.count + 64)
+        buffer.writeStaticString("{\"v\":1,\"node\":")
+        JSONValue.writeQuoted(node, into: &buffer)
+        buffer.writeStaticString(",\"src\":")
+        JSONValue.writeQuoted(event.source.rawValue, into: &buffer)
+        buffer.writeStaticString(",\"ch\":")
+        JSONValue.writeQuoted(event.channel, into: &buffer)
+        if let namespace = event.namespace {
+            buffer.writeStaticString(",\"ns\":")
+            JSONValue.writeQuoted(namespace, into: &buffer)
+        }
+        buffer.writeStaticString(",\"ev\":")
+        JSONValue.writeQuoted(event.name, into: &buffer)
+        if let socket = event.excludedSocketID {
+            buffer.writeStaticString(",\"sock\":")
+            JSONValue.writeQuoted(socket, into: &buffer)
+        }
+        if let user = event.senderUserID {
+            buffer.writeStaticString(",\"uid\":")
+            JSONValue.writeQuoted(user, into: &buffer)
+        }
+        buffer.writeStaticString(",\"data\":")
+        buffer.writeImmutableBuffer(event.data)
+        buffer.writeStaticString("}")
+    }
+
+    /// The envelope of `event` as a new buffer.
+    static func encode(_ event: Event, node: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        encode(event, node: node, into: &buffer)
+        return buffer
+    }
+
+    /// Reads an envelope. The whole payload is validated as JSON (bounded nesting); `data` is
+    /// sliced out of it verbatim.
+    static func decode(_ payload: ByteBuffer) throws(DecodeError) -> Decoded {
+        let members: [(key: String, range: Range<Int>)]
+        do {
+            members = try JSONReader.objectMembers(payload)
+        } catch {
+            throw DecodeError("not a JSON object (\(error))")
+        }
+        func raw(_ range: Range<Int>) -> ByteBuffer {
+            payload.getSlice(at: payload.readerIndex + range.lowerBound, length: range.count) ?? ByteBuffer()
+        }
+        func string(_ key: String, _ range: Range<Int>) throws(DecodeError) -> String {
+            guard case .string(let text)? = try? JSONReader.parse(raw(range)) else {
+                throw DecodeError("'\(key)' is not a string")
+            }
+            return text
+        }
+        var version: String?
+        var node: String?
+        var source: EventSource?
+        var channel: String?
+        var namespace: String?
+        var name: String?
+        var socket: String?
+        var user: String?
+        var data: ByteBuffer?
+        for member in members {
+            switch member.key {
+            case "v":
+                guard case .number(let literal)? = try? JSONReader.parse(raw(member.range)) else {
+                    throw DecodeError("'v' is not a number")
+                }
+                version = literal
+            case "node": node = try string("node", member.range)
+            case "src":
+                let text = try string("src", member.range)
+                guard let parsed = EventSource(rawValue: text) else { throw DecodeError("unknown source '\(text)'") }
+                source = parsed
+            case "ch": channel = try string("ch", member.range)
+            case "ns": namespace = try string("ns", member.range)
+            case "ev": name = try string("ev", member.range)
+            case "sock": socket = try string("sock", member.range)
+            case "uid": user = try string("uid", member.range)
+            case "data": data = raw(member.range)
+            default: continue
+            }
+        }
+        guard let version else { throw DecodeError("missing 'v'") }
+        guard version == String(Self.version) else { throw DecodeError("unsupported envelope version \(version) (this node reads \(Self.version))") }
+        guard let node, !node.isEmpty else { throw DecodeError("missing 'node'") }
+        guard let source else { throw DecodeError("missing 'src'") }
+        guard let channel, !channel.isEmpty else { throw DecodeError("missing 'ch'") }
+        guard let name, !name.isEmpty else { throw DecodeError("missing 'ev'") }
+        guard let data else { throw DecodeError("missing 'data'") }
+        var event = Event(
+            channel: channel, name: name, data: data, excludedSocketID: socket.flatMap { $0.isEmpty ? nil : $0 },
+            source: source, namespace: namespace
+        )
+        event.senderUserID = user
+        return Decoded(node: node, event: event)
+    }
+}
