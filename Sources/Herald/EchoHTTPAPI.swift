@@ -77,9 +77,13 @@ final class EchoHTTPAPI: Sendable {
     }
 
     /// Answers one complete request under `/apps/`.
-    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel) {
-        let responder = PollResponder(channel: channel, headers: responseHeaders, keepAlive: head.isKeepAlive)
-        let (status, json) = answer(head: head, body: body)
+    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel, requestID: String) {
+        var headers = responseHeaders
+        headers.replaceOrAdd(name: "X-Request-Id", value: requestID)
+        let responder = PollResponder(channel: channel, headers: headers, keepAlive: head.isKeepAlive)
+        var logger = self.logger
+        logger[metadataKey: "herald.request"] = "\(requestID)"
+        let (status, json) = answer(head: head, body: body, logger: logger)
         if status == .noContent {
             responder.respond(status: status, contentType: "text/plain", body: ByteBuffer())
         } else {
@@ -89,7 +93,7 @@ final class EchoHTTPAPI: Sendable {
 
     // MARK: routing
 
-    func answer(head: HTTPRequestHead, body: ByteBuffer) -> (HTTPResponseStatus, ByteBuffer) {
+    func answer(head: HTTPRequestHead, body: ByteBuffer, logger: Logger) -> (HTTPResponseStatus, ByteBuffer) {
         let path = EngineIOServer.path(head.uri)
         var segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { Self.percentDecode($0) }
         if segments.last == "" { segments.removeLast() }  // Express accepts one trailing slash

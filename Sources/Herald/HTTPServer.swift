@@ -63,11 +63,11 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if let pusher = endpoints.pusherAPI, pusher.handles(head) {
-            pusher.handle(head: head, body: body, channel: context.channel)
+            pusher.handle(head: head, body: body, channel: context.channel, requestID: Self.requestID(head.headers))
             return
         }
         if let api = endpoints.api, api.handles(path) {
-            api.handle(head: head, body: body, channel: context.channel)
+            api.handle(head: head, body: body, channel: context.channel, requestID: Self.requestID(head.headers))
             return
         }
         if let status = endpoints.status, status.handles(path) {
@@ -94,6 +94,19 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             responder.respond(status: .notFound, contentType: "application/json", body: ByteBuffer(string: "{\"error\":\"Not found\"}"))
         }
+    }
+
+    /// The request's id for logs and the `X-Request-Id` response header: the proxy's
+    /// `X-Request-Id` (nginx `$request_id`) when it is a sane token, else a fresh random one.
+    static func requestID(_ headers: HTTPHeaders) -> String {
+        if let given = headers.first(name: "X-Request-Id"), (1...128).contains(given.utf8.count),
+           given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return given
+        }
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     func channelInactive(context: ChannelHandlerContext) {

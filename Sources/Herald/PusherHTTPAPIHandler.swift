@@ -39,10 +39,12 @@ struct PusherHTTPAPIHandler: Sendable {
         return head.uri.contains("auth_signature=")
     }
 
-    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel) {
-        let responder = PollResponder(channel: channel, headers: HTTPHeaders(), keepAlive: head.isKeepAlive)
+    func handle(head: HTTPRequestHead, body: ByteBuffer, channel: any Channel, requestID: String) {
+        let responder = PollResponder(channel: channel, headers: ["X-Request-Id": requestID], keepAlive: head.isKeepAlive)
+        var logger = self.logger
+        logger[metadataKey: "herald.request"] = "\(requestID)"
         do {
-            let (status, reply) = try answer(head: head, body: body)
+            let (status, reply) = try answer(head: head, body: body, logger: logger)
             responder.respond(status: status, contentType: "application/json", body: reply)
         } catch {
             if error.status >= 500 || error.status == 401 {
@@ -52,7 +54,7 @@ struct PusherHTTPAPIHandler: Sendable {
         }
     }
 
-    private func answer(head: HTTPRequestHead, body: ByteBuffer) throws(PusherHTTPAPIError) -> (HTTPResponseStatus, ByteBuffer) {
+    private func answer(head: HTTPRequestHead, body: ByteBuffer, logger: Logger) throws(PusherHTTPAPIError) -> (HTTPResponseStatus, ByteBuffer) {
         let path = String(EngineIOServer.path(head.uri))
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let rawQuery = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) } ?? ""

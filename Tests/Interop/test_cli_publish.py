@@ -48,3 +48,23 @@ def test_publish_through_redis_and_through_the_api(herald_factory, connect, redi
     assert result.returncode != 0
     assert "the payload is not valid JSON" in result.stderr
     herald.assert_healthy()
+
+
+def test_http_api_requests_carry_a_request_id(herald_factory, redis_server):
+    """Each HTTP API answer names its request id (the proxy's X-Request-Id, else a fresh one),
+    and herald's log lines about that request carry it."""
+    import requests
+
+    herald = start(herald_factory, redis_server)
+    given = "nginx-7f3a9c"
+    refused = requests.post(herald.url(f"/apps/{APP_ID}/events?auth_key={APP_KEY}&auth_signature=bad"),
+                            json={"name": "x", "channels": ["c"], "data": "{}"}, headers={"X-Request-Id": given}, timeout=5)
+    assert refused.status_code == 401
+    assert refused.headers["X-Request-Id"] == given
+    herald.wait_for_log(f"herald.request={given}")
+    assert any("Pusher API request refused" in line and f"herald.request={given}" in line for line in herald.log.splitlines())
+
+    fresh = requests.get(herald.url(f"/apps/{APP_ID}/channels?auth_key={APP_KEY}&auth_signature=bad"), headers={"X-Request-Id": "bad id\twith spaces"}, timeout=5)
+    generated = fresh.headers["X-Request-Id"]
+    assert generated != "bad id\twith spaces" and len(generated) == 16
+    int(generated, 16)  # hex
