@@ -9,6 +9,7 @@
 #   PEER=0 Benchmarks/run.sh          # Herald only
 #   CELLS="$PUSHER_CELLS" Benchmarks/run.sh          # the Pusher cells (below)
 #   HERALD_BIN=/path/to/herald Benchmarks/run.sh     # measure that binary instead of building one
+#   PLOT_ONLY=1 Benchmarks/run.sh     # only redraw Benchmarks/results.png from BENCHMARKS.md
 #
 # A cell is [pusher-]MODE:CONNECTIONS:EVENTS_PER_S. MODE is seed or echo (publish for DURATION
 # seconds), idle (connect, subscribe one channel each, stay idle 3 s: RSS per connection; then
@@ -20,6 +21,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# matplotlib in the git-ignored .venv-bench (the peer's virtualenv) draws the plot.
+plot_results() {
+  [ -x .venv-bench/bin/python ] || python3 -m venv .venv-bench
+  .venv-bench/bin/python -c 'import matplotlib' 2>/dev/null \
+    || .venv-bench/bin/pip install -q --disable-pip-version-check -r Benchmarks/requirements-plot.txt
+  .venv-bench/bin/python Benchmarks/plot.py BENCHMARKS.md Benchmarks/results.png
+}
+if [ "${PLOT_ONLY:-0}" = 1 ]; then plot_results; exit 0; fi
 CELLS=${CELLS:-"seed:1000:100 seed:1000:1000 echo:1000:100 echo:1000:1000"}
 DURATION=${DURATION:-10}
 PEER=${PEER:-1}
@@ -162,4 +171,10 @@ for path, marker in ((sys.argv[1], "RESULTS"), (sys.argv[2], "PUSHER-RESULTS")):
     doc = head + start + "\n" + table + end + tail
 open("BENCHMARKS.md", "w").write(doc)
 PY
+fi
+# The plot (Benchmarks/results.png, linked from BENCHMARKS.md) is drawn from the tables now in
+# BENCHMARKS.md, so it always shows the latest Socket.IO and Pusher runs. PLOT=0 skips it;
+# `PLOT_ONLY=1 Benchmarks/run.sh` only redraws it.
+if [ "${WRITE:-1}" = 1 ] && [ "${PLOT:-1}" = 1 ] && [ -f BENCHMARKS.md ]; then
+  plot_results || echo "warning: the plot was not drawn (matplotlib missing?)" >&2
 fi

@@ -73,6 +73,11 @@ public enum JSONValue: Sendable, Hashable {
     /// Appends UTF-8 text as one JSON string literal: quotes, backslashes and control bytes are
     /// escaped; every other byte is copied in runs (how a raw JSON payload becomes the string
     /// Pusher clients expect).
+    ///
+    /// `@inlinable` so callers in other modules get it specialized for their collection type:
+    /// unspecialized, quoting a 200-byte `ByteBufferView` cost 5.5 µs and 187 allocations
+    /// (measured in `Benchmarks/Micro`), specialized 0.4 µs and 2.
+    @inlinable
     public static func writeQuoted<Bytes: Collection<UInt8>>(utf8 bytes: Bytes, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         var runStart = bytes.startIndex
@@ -92,8 +97,8 @@ public enum JSONValue: Sendable, Hashable {
             case 0x09: buffer.writeStaticString("\\t")
             default:
                 buffer.writeStaticString("\\u00")
-                buffer.writeInteger(hexDigits[Int(byte >> 4)])
-                buffer.writeInteger(hexDigits[Int(byte & 0xF)])
+                buffer.writeInteger(hexDigit(byte >> 4))
+                buffer.writeInteger(hexDigit(byte & 0xF))
             }
             bytes.formIndex(after: &i)
             runStart = i
@@ -102,7 +107,11 @@ public enum JSONValue: Sendable, Hashable {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    /// The lowercase hex digit for a value below 16.
+    @inlinable
+    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
 }
 
 /// One member of a JSON object.
