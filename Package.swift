@@ -157,7 +157,7 @@ let package = Package(
             path: "Examples/CustomPlugin",
             swiftSettings: swiftSettings
         ),
-        // The benchmark load generator (see Benchmarks/README.md); built with everything else so
+        // The benchmark load generator (see BENCHMARKS.md); built with everything else so
         // CI proves it compiles, run only on demand.
         .executableTarget(
             name: "herald-load",
