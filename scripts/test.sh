@@ -8,5 +8,7 @@ echo "==> swift test"
 swift test --skip-build
 echo "==> interop tests (pytest)"
 .venv/bin/python -m pytest -q Tests/Interop
+echo "==> benchmark packages build (Benchmarks/Micro; run on demand, see BENCHMARKS.md)"
+swift build --package-path Benchmarks/Micro --scratch-path .build-micro
 echo "==> documentation (DocC)"
 scripts/docs.sh
