@@ -716,12 +716,11 @@ public actor EngineSession: Recipient {
         }
         var data = ByteBuffer()
         (argument["data"] ?? .null).write(into: &data)
-        if server.router.publish(Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client)),
-           let webhooks = server.registry.webhooks, let socketID {
-            // Whispers share channels with Pusher client events, so they are client_event too.
-            let userID = kind == .presence ? server.registry.presenceUserID(ChannelKey(shared: channel), of: self) : nil
-            webhooks.record(.clientEvent(channel: ChannelKey(shared: channel), event: event, data: data, socketID: socketID, userID: userID))
-        }
+        var whisper = Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client)
+        // On presence channels the sender's user id goes along (Pusher clients get it as
+        // `user_id`; the client_event webhook, recorded by the router after the plugins, too).
+        if kind == .presence { whisper.senderUserID = server.registry.presenceUserID(ChannelKey(shared: channel), of: self) }
+        server.router.publish(whisper)
     }
 
     /// Logs a refused request at most 5 times a second per connection, then once more with the

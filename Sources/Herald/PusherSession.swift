@@ -418,9 +418,9 @@ actor PusherSession: Recipient, WebSocketSession {
         }
         var event = Event(channel: channel, name: name, data: data, excludedSocketID: socketID, source: .client, namespace: namespace)
         event.senderUserID = presence[channel]?.key
-        if server.router.publish(event) {
-            server.registry.webhooks?.record(.clientEvent(channel: key(channel), event: name, data: data, socketID: socketID, userID: event.senderUserID))
-        }
+        // The client_event webhook is recorded by the router, after the plugins (a whisper a
+        // plugin drops makes none).
+        server.router.publish(event)
     }
 
     // MARK: Closing

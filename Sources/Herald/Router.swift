@@ -230,6 +230,11 @@ public actor Router {
         tail.offer(event)  // one atomic load while nobody tails
         let kind = event.channelKind
         let key = ChannelKey(event)
+        // A client event that entered here and passed the plugins: the client_event webhook
+        // (on the origin node only; other nodes receive it through `deliverRemote`).
+        if entered == .client, event.source == .client, let webhooks = registry.webhooks, let socketID = event.excludedSocketID {
+            webhooks.record(.clientEvent(channel: key, event: event.name, data: event.data, socketID: socketID, userID: event.senderUserID))
+        }
         var delivered = 0
         let dataForm: PusherMessage.DataForm = event.source == .client ? .verbatim : .string
         // Cache channels remember their last event (one store per event, before fan-out).

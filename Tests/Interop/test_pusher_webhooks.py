@@ -236,3 +236,29 @@ def test_graceful_shutdown_flushes_the_vacated_events(herald_factory, redis_serv
     assert receiver.of(lobby) == [{"name": "channel_occupied", "channel": lobby},
                                   {"name": "channel_vacated", "channel": lobby}]
     receiver.assert_all_valid()
+
+
+def test_a_client_event_a_plugin_drops_makes_no_webhook(herald_factory, redis_server, receiver, pusher_clients, tmp_path):
+    """client_event is recorded after the plugins: a whisper the filter drops reaches nobody,
+    and the app hears nothing of it either."""
+    config = tmp_path / "herald.yaml"
+    config.write_text(f"""
+plugins:
+  - use: filter
+    deny_events: ["client-secret*"]
+""")
+    herald = start(herald_factory, redis_server, "--webhook", receiver.url, "--config", str(config))
+    chat = "private-chat.9"
+    sender, listener = pusher_clients.pysher(herald), pusher_clients.pysher(herald)
+    sender_channel = sender.subscribe(chat)
+    listener.subscribe(chat)
+    sender_channel.trigger("client-secret-note", {"n": 1})
+    sender_channel.trigger("client-typing", {"n": 2})
+    # Same sender, same channel: per-channel order holds, so once client-typing has arrived
+    # (at the listener and the receiver), the dropped one would have come first.
+    listener.wait_event("client-typing", chat)
+    receiver.wait_for(chat, "client_event")
+    assert [e["event"] for e in receiver.of(chat) if e["name"] == "client_event"] == ["client-typing"]
+    assert listener.named("client-secret-note") == []
+    receiver.assert_all_valid()
+    herald.assert_healthy()
