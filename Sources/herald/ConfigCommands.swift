@@ -230,7 +230,7 @@ struct StarterValues {
             let database = value("REDIS_DB") ?? "0"
             var credentials = ""
             if let password = value("REDIS_PASSWORD") {
-                credentials = (value("REDIS_USERNAME").map(Self.percentEncoded) ?? "") + ":" + Self.percentEncoded(password) + "@"
+                credentials = (value("REDIS_USERNAME").map(percentEncoded) ?? "") + ":" + percentEncoded(password) + "@"
             }
             redisURL = "redis://\(credentials)\(host):\(port)/\(database)"
         }
@@ -271,20 +271,6 @@ struct StarterValues {
                 out.append(c.lowercased())
             } else if c == " " || c == "-" || c == "_" {
                 pendingSeparator = true
-            }
-        }
-        return out
-    }
-
-    static func percentEncoded(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            let c = Character(UnicodeScalar(byte))
-            if c.isASCII && (c.isLetter || c.isNumber || "-._~".contains(c)) {
-                out.append(c)
-            } else {
-                let hex = String(byte, radix: 16, uppercase: true)
-                out += "%" + (hex.count == 1 ? "0" + hex : hex)
             }
         }
         return out

@@ -453,7 +453,7 @@ struct Publish: AsyncParsableCommand {
         let path = "/apps/\(id)/events"
         let now = Int64(time(nil))
         let query = PusherSignature.signedQuery(method: "POST", path: path, body: body, key: key, secret: secret, timestamp: now)
-            .map { "\($0.name)=\(StarterValues.percentEncoded($0.value))" }
+            .map { "\($0.name)=\(percentEncoded($0.value))" }
             .joined(separator: "&")
         let url = (base.hasSuffix("/") ? String(base.dropLast()) : base) + path + "?" + query
         let (status, text) = try await postJSON(url: url, body: body)

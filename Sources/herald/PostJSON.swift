@@ -22,3 +22,20 @@ func postJSON(url: String, body: ByteBuffer) async throws -> (status: Int, text:
         throw ValidationError("cannot reach \(url.prefix { $0 != "?" }): \(error)")
     }
 }
+
+/// RFC 3986 percent-encoding of everything but unreserved characters (query values, URL
+/// credentials).
+func percentEncoded(_ text: String) -> String {
+    var out = ""
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            out.unicodeScalars.append(Unicode.Scalar(byte))
+        default:
+            let hex = Array("0123456789ABCDEF")
+            out += "%\(hex[Int(byte >> 4)])\(hex[Int(byte & 0xF)])"
+        }
+    }
+    return out
+}

@@ -170,7 +170,7 @@ struct NodeClient {
         query: [(String, String)],
         _ body: (HTTPClientResponse, HTTPClient) async throws -> T
     ) async throws -> T {
-        let queryText = query.map { "\($0.0)=\(Self.percentEncoded($0.1))" }.joined(separator: "&")
+        let queryText = query.map { "\($0.0)=\(percentEncoded($0.1))" }.joined(separator: "&")
         var request = HTTPClientRequest(url: base + path + (queryText.isEmpty ? "" : "?" + queryText))
         request.method = .GET
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -201,22 +201,6 @@ struct NodeClient {
             let message = (try? JSONReader.parse(text))?["error"]?.stringValue ?? String(text.prefix(200))
             throw NodeClientError("\(base)\(path) answered \(response.status.code) \(response.status.reasonPhrase)\(message.isEmpty ? "" : ": \(message)")")
         }
-    }
-
-    /// RFC 3986 percent-encoding of everything but the unreserved characters.
-    static func percentEncoded(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF")
-                out += "%\(hex[Int(byte >> 4)])\(hex[Int(byte & 0xF)])"
-            }
-        }
-        return out
     }
 
     /// A connection error in a few words ("connection refused", "timed out", …).

@@ -14,9 +14,7 @@ one would have arrived first.
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 
 import pusher
 import pytest
@@ -25,6 +23,7 @@ from pysher.channel import Channel as PysherChannel
 
 from conftest import LARAVEL_PREFIX, WECHAT_EVENT, unique, wait_until, wechat_data
 from test_pusher import Collector, RawPusher, compact, pusher_clients  # noqa: F401
+from test_pusher_webhooks import WebhookReceiver
 
 A = {"id": "7001", "key": "app-a-key", "secret": "app-a-secret"}
 B = {"id": "7002", "key": "app-b-key", "secret": "app-b-secret"}
@@ -40,61 +39,21 @@ def signer(app: dict) -> pusher.Pusher:
     return pusher.Pusher(app_id=app["id"], key=app["key"], secret=app["secret"])
 
 
-class Receiver:
-    """A webhook receiver for one app: a threaded HTTP server on a free loopback port that
-    verifies every request with the `pusher` library's `validate_webhook` and that app's
-    secret, and records the events of the valid ones in arrival order."""
+class Receiver(WebhookReceiver):
+    """The webhook receiver of one app: every request verified with the `pusher` library's
+    `validate_webhook` and that app's secret; events of the valid ones in arrival order."""
 
     def __init__(self, app: dict):
-        self.validator = signer(app)
-        self.key = app["key"]
-        self.events: list[dict] = []
-        self.invalid: list[str] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                verified = receiver.validator.validate_webhook(self.headers.get("X-Pusher-Key", ""),
-                                                               self.headers.get("X-Pusher-Signature", ""), body)
-                with receiver.lock:
-                    if verified is None:
-                        receiver.invalid.append(body)
-                    else:
-                        receiver.events.extend(verified["events"])
-                status = 200 if verified is not None else 401
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True, name=f"webhooks-{app['id']}").start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/pusher/webhooks"
+        super().__init__(validator=signer(app), key=app["key"])
 
     def snapshot(self) -> list[dict]:
         with self.lock:
             assert self.invalid == [], f"webhooks whose signature did not verify with {self.key}'s secret: {self.invalid!r}"
             return list(self.events)
 
-    def wait_for(self, name: str, channel: str) -> None:
+    def wait_for_event(self, name: str, channel: str) -> None:
         wait_until(lambda: {"name": name, "channel": channel} in self.snapshot(), timeout=10,
                    message=f"webhook {name} on {channel} for {self.key}")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -302,8 +261,8 @@ def test_webhooks_of_each_app_hear_only_its_channels(herald_factory, redis_serve
     # Barriers, each app's last channel: its webhooks are delivered in order.
     a.subscribe(last_a)
     b.subscribe(last_b)
-    receivers["a"].wait_for("channel_occupied", last_a)
-    receivers["b"].wait_for("channel_occupied", last_b)
+    receivers["a"].wait_for_event("channel_occupied", last_a)
+    receivers["b"].wait_for_event("channel_occupied", last_b)
 
     # B: its own lobby (under its plain name) and its barrier, nothing of A's, Socket.IO's or
     # its user channel.

@@ -32,8 +32,9 @@ class WebhookReceiver:
     then 200. `requests` holds every POST as (status, headers, body); `events` the events of
     accepted, signature-valid requests, in arrival order."""
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, validator: pusher.Pusher = VALIDATOR, key: str = APP_KEY):
         self.fail_first = fail_first
+        self.validator, self.key = validator, key
         self.requests: list[tuple[int, dict, str]] = []
         self.events: list[dict] = []
         self.invalid: list[str] = []
@@ -49,7 +50,7 @@ class WebhookReceiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 headers = {name.lower(): value for name, value in self.headers.items()}
-                verified = VALIDATOR.validate_webhook(headers.get("x-pusher-key", ""),
+                verified = receiver.validator.validate_webhook(headers.get("x-pusher-key", ""),
                                                       headers.get("x-pusher-signature", ""), body)
                 with receiver.lock:
                     status = 500 if len(receiver.requests) < receiver.fail_first else 200
@@ -90,7 +91,7 @@ class WebhookReceiver:
             assert self.invalid == [], f"requests whose signature did not verify: {self.invalid!r}"
             for status, headers, body in self.requests:
                 assert headers["content-type"] == "application/json"
-                assert headers["x-pusher-key"] == APP_KEY
+                assert headers["x-pusher-key"] == self.key
                 assert set(json.loads(body)) == {"time_ms", "events"}
 
     def stop(self) -> None:

@@ -19,18 +19,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from browser import headless_chromium
 from conftest import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 QRLOGIN_BINARY = Path(os.environ.get("QRLOGIN_BINARY", ROOT / ".build" / "debug" / "QRLogin"))
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # Generous: CI is a shared 2-core machine, and these are upper bounds, not expectations.
 TIMEOUT = 30
 CODE_LENGTH = 43  # 256 random bits, base64url
@@ -131,26 +128,7 @@ def qrlogin(qrlogin_factory):
 @pytest.fixture
 def browser(request):
     """Headless Chromium (Debian's) through chromedriver; console errors are printed on failure."""
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed (apt-get install chromium chromium-driver; "
-                    "scripts/setup.sh --tests installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,900",
-                     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
-                     "--disable-backgrounding-occluded-windows"]:
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed:
-        try:
-            for entry in driver.get_log("browser"):
-                print(f"browser console: {entry['level']} {entry['message']}")
-        except Exception as error:  # the log is a diagnostic; the failure is already reported
-            print(f"(no browser console log: {error})")
-    driver.quit()
+    yield from headless_chromium(request, "900,900", "--disable-backgrounding-occluded-windows")
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,18 +22,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from browser import headless_chromium
 from conftest import HERALD_BINARY, LARAVEL_PREFIX, WECHAT_EVENT, auth_args, bearer, free_port, unique, wait_until
 from test_pusher import APP_ID, APP_KEY, APP_SECRET, PysherClient, api, laravel_channel_data
 
 TOKEN = "status-token-0123456789abcdef"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # Upper bounds for a shared 2-core CI machine, not expectations.
 TIMEOUT = 30
 
@@ -364,25 +361,8 @@ def test_status_needs_the_token_and_is_off_without_one(herald_factory, redis_ser
 
 @pytest.fixture
 def browser(request):
-    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-        pytest.fail(f"{CHROMIUM} and {CHROMEDRIVER} are needed (apt-get install chromium chromium-driver; "
-                    "scripts/setup.sh --tests installs them)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1100",
-                     "--disable-background-timer-throttling", "--disable-renderer-backgrounding"]:
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed:
-        try:
-            for entry in driver.get_log("browser"):
-                print(f"browser console: {entry['level']} {entry['message']}")
-        except Exception as error:  # a diagnostic only; the failure is already reported
-            print(f"(no browser console log: {error})")
-    driver.quit()
+    """Headless Chromium (Debian's) through chromedriver; console errors are printed on failure."""
+    yield from headless_chromium(request, "1280,1100")
 
 
 def page_numbers(driver) -> dict:
