@@ -52,6 +52,43 @@ struct ChannelKey: Hashable, Sendable, CustomStringConvertible, ExpressibleByStr
     /// Whether this is one of the shared channels.
     var isShared: Bool { namespace == nil }
 
+    /// Two keys are one channel only when their names (and namespaces) are the same UTF-8
+    /// bytes. Swift's `String ==` is canonical equivalence — precomposed "café" equals
+    /// "cafe" + U+0301, the Kelvin sign U+212A equals "K" — but Redis, Laravel, Pusher and
+    /// laravel-echo-server name channels by their bytes, and the app authorizes exactly the
+    /// bytes it was asked about. Comparing Strings let a client authorized for
+    /// `private-user.\u{212A}ate` receive `private-user.Kate`'s events.
+    static func == (lhs: ChannelKey, rhs: ChannelKey) -> Bool {
+        Self.sameBytes(lhs.name, rhs.name) && Self.sameBytes(lhs.namespace, rhs.namespace)
+    }
+
+    /// Hashes the UTF-8 bytes, consistently with ``==(_:_:)``.
+    func hash(into hasher: inout Hasher) {
+        Self.hashBytes(name, into: &hasher)
+        if let namespace {
+            hasher.combine(UInt8(1))
+            Self.hashBytes(namespace, into: &hasher)
+        } else {
+            hasher.combine(UInt8(0))
+        }
+    }
+
+    private static func sameBytes(_ lhs: String?, _ rhs: String?) -> Bool {
+        switch (lhs, rhs) {
+        case (nil, nil): true
+        case (let l?, let r?): l.utf8.count == r.utf8.count && l.utf8.elementsEqual(r.utf8)
+        default: false
+        }
+    }
+
+    private static func hashBytes(_ text: String, into hasher: inout Hasher) {
+        hasher.combine(text.utf8.count)
+        let hashed: Void? = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+        if hashed == nil {
+            for byte in text.utf8 { hasher.combine(byte) }
+        }
+    }
+
     /// For people (status page, logs): the name of a shared channel, `app <id>: <name>` for a
     /// namespaced one.
     var description: String {

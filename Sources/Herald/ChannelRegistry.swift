@@ -60,12 +60,21 @@ public final class ChannelRegistry: Sendable {
     /// events are queued in the order its transitions happened. Each carries its channel's
     /// ``ChannelKey``, so only the app owning the channel's namespace hears of it.
     let webhooks: PusherWebhookSender?
+    /// The cluster's shared presence and occupancy (``ClusterPresence``), when the cluster is on:
+    /// it is told of every change of this node's counts, and it — not this registry — decides
+    /// the cluster-wide occupancy and membership webhooks.
+    let clusterPresence: ClusterPresence?
+    /// ``webhooks`` for occupancy and membership events decided here (a single node); `nil` in
+    /// a cluster, where ``clusterPresence`` records them.
+    private let localWebhooks: PusherWebhookSender?
 
     public convenience init() { self.init(metrics: .disabled) }
 
-    init(metrics: HeraldMetrics, webhooks: PusherWebhookSender? = nil) {
+    init(metrics: HeraldMetrics, webhooks: PusherWebhookSender? = nil, clusterPresence: ClusterPresence? = nil) {
         self.metrics = metrics
         self.webhooks = webhooks
+        self.clusterPresence = clusterPresence
+        self.localWebhooks = clusterPresence == nil ? webhooks : nil
     }
 
     /// Number of connected sessions.
@@ -108,6 +117,12 @@ public final class ChannelRegistry: Sendable {
         state.withLock { $0.presence[key]?.members.map(\.member) ?? [] }
     }
 
+    /// Distinct members of the presence channel `key` on this node, newest first, each with its
+    /// newest socket id.
+    func localPresenceMembers(key: ChannelKey) -> [(member: PresenceMember, socketID: String)] {
+        state.withLock { $0.presence[key]?.members ?? [] }
+    }
+
     /// The user id (``PresenceMember/key``) `session` joined presence `channel` as.
     func presenceUserID(_ channel: ChannelKey, of session: any Recipient) -> String? {
         state.withLock { $0.presence[channel]?.userID(of: ObjectIdentifier(session)) }
@@ -131,20 +146,23 @@ public final class ChannelRegistry: Sendable {
             let audience = state.channels[channel]
             let inserted = Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
             let first = state.presence[channel, default: PresenceChannel()].join(member, session: ObjectIdentifier(session), socketID: socketID)
-            if let webhooks {
+            if let webhooks = localWebhooks {
                 if inserted && audience == nil { webhooks.record(.channelOccupied(channel: channel)) }
                 if first { webhooks.record(.memberAdded(channel: channel, userID: member.key)) }
             }
             return (inserted, (first, state.presence[channel]?.members ?? [], audience))
         }
-        if inserted { metrics.subscriptions.increment() }
+        if inserted {
+            metrics.subscriptions.increment()
+            clusterPresence?.countChanged(channel)
+        }
         return result
     }
 
     /// Unsubscribes `session` from presence `channel`, atomically with taking the audience of
-    /// the leave notice. Returns the member when its last connection left, and the remaining
-    /// subscribers.
-    func leavePresence(_ session: any Recipient, channel: ChannelKey) -> (member: PresenceMember, audience: Groups?)? {
+    /// the leave notice. Returns the connection's member, whether it was the user's last
+    /// connection here, and the remaining subscribers; `nil` when it was not a member.
+    func leavePresence(_ session: any Recipient, channel: ChannelKey) -> (member: PresenceMember, last: Bool, audience: Groups?)? {
         let (removed, result) = state.withLock { state in
             var removed = false
             if var groups = state.channels[channel] {
@@ -153,14 +171,32 @@ public final class ChannelRegistry: Sendable {
             }
             let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
             if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
-            if let webhooks {
-                if let left { webhooks.record(.memberRemoved(channel: channel, userID: left.key)) }
+            if let webhooks = localWebhooks {
+                if let left, left.last { webhooks.record(.memberRemoved(channel: channel, userID: left.member.key)) }
                 if removed && state.channels[channel] == nil { webhooks.record(.channelVacated(channel: channel)) }
             }
-            return (removed, left.map { ($0, state.channels[channel]) })
+            return (removed, left.map { ($0.member, $0.last, state.channels[channel]) })
         }
-        if removed { metrics.subscriptions.decrement() }
+        if removed {
+            metrics.subscriptions.decrement()
+            clusterPresence?.countChanged(channel)
+        }
         return result
+    }
+
+    /// Every presence connection on this node: channel, socket id, member (what
+    /// ``ClusterPresence`` re-asserts in Redis).
+    func localPresenceConnections() -> [(ChannelKey, String, PresenceMember)] {
+        state.withLock { state in
+            state.presence.flatMap { key, channel in channel.connections.map { (key, $0.socketID, $0.member) } }
+        }
+    }
+
+    /// This node's subscriber count of every occupied channel.
+    func localSubscriberCounts() -> [(ChannelKey, Int)] {
+        state.withLock { state in
+            state.channels.map { key, groups in (key, groups.values.reduce(0) { $0 + $1.sessions.count }) }
+        }
     }
 
     func connect(_ session: any Recipient) {
@@ -173,7 +209,7 @@ public final class ChannelRegistry: Sendable {
     }
 
     func disconnect(_ session: any Recipient, channels: some Sequence<ChannelKey>) {
-        let counting = subscriptionCounts.isEnabled
+        let counting = subscriptionCounts.isEnabled || clusterPresence != nil
         let (wasConnected, unsubscribed, left): (Bool, Int, [ChannelKey]) = state.withLock { state in
             let wasConnected = Self.remove(session, from: &state.everyone)
             if wasConnected { state.sessionCount -= 1 }
@@ -184,7 +220,7 @@ public final class ChannelRegistry: Sendable {
                 if Self.remove(session, from: &groups) {
                     unsubscribed += 1
                     if counting { left.append(channel) }
-                    if groups.isEmpty { webhooks?.record(.channelVacated(channel: channel)) }
+                    if groups.isEmpty { localWebhooks?.record(.channelVacated(channel: channel)) }
                 }
                 state.channels[channel] = groups.isEmpty ? nil : groups
             }
@@ -192,7 +228,10 @@ public final class ChannelRegistry: Sendable {
         }
         if wasConnected { metrics.connections(Self.connectionProtocol(of: session)).decrement() }
         if unsubscribed > 0 { metrics.subscriptions.decrement(by: Double(unsubscribed)) }
-        for channel in left { subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self) }
+        for channel in left {
+            subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self)
+            clusterPresence?.countChanged(channel)
+        }
     }
 
     /// Adds `session` to `channel`; returns false if it was already there.
@@ -201,11 +240,12 @@ public final class ChannelRegistry: Sendable {
         let inserted = state.withLock { state in
             let occupied = state.channels[channel] != nil
             let inserted = Self.insert(session, into: &state.channels[channel, default: [:]], flushers: &state.flushers)
-            if inserted && !occupied { webhooks?.record(.channelOccupied(channel: channel)) }
+            if inserted && !occupied { localWebhooks?.record(.channelOccupied(channel: channel)) }
             return inserted
         }
         if inserted {
             metrics.subscriptions.increment()
+            clusterPresence?.countChanged(channel)
             subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self)
         }
         return inserted
@@ -218,11 +258,12 @@ public final class ChannelRegistry: Sendable {
             guard var groups = state.channels[channel] else { return false }
             let removed = Self.remove(session, from: &groups)
             state.channels[channel] = groups.isEmpty ? nil : groups
-            if removed && groups.isEmpty { webhooks?.record(.channelVacated(channel: channel)) }
+            if removed && groups.isEmpty { localWebhooks?.record(.channelVacated(channel: channel)) }
             return removed
         }
         if removed {
             metrics.subscriptions.decrement()
+            clusterPresence?.countChanged(channel)
             subscriptionCounts.changed(channel, loop: session.eventLoop, registry: self)
         }
         return removed

@@ -26,6 +26,10 @@ public struct ClusterConfiguration: Sendable, Hashable {
     /// Events that may wait for the cluster publisher before new ones are dropped (and counted
     /// in `herald_cluster_events_dropped_total{reason="queue_full"}`).
     public var queueSize: Int
+    /// How long a node's presence heartbeat in Redis is valid (refreshed every third of it): a
+    /// node that stops (`kill -9`, a network split) has its presence members removed, and
+    /// their leaves announced, within about this long. See ``ClusterPresence``.
+    public var presenceTTL: Duration
 
     /// The first part of every default cluster channel name.
     public static let baseChannel = "herald:cluster"
@@ -37,10 +41,12 @@ public struct ClusterConfiguration: Sendable, Hashable {
     ///   - channel: the shared channel; `nil` derives it from the key prefix.
     ///   - nodeID: this node's id; `nil` makes a random one.
     ///   - queueSize: events waiting for the publisher before drops.
-    public init(channel: String? = nil, nodeID: String? = nil, queueSize: Int = 65_536) {
+    ///   - presenceTTL: how long a silent node's presence members stay (at least 1 s).
+    public init(channel: String? = nil, nodeID: String? = nil, queueSize: Int = 65_536, presenceTTL: Duration = .seconds(30)) {
         self.channel = channel
         self.nodeID = nodeID ?? Self.randomNodeID()
         self.queueSize = queueSize
+        self.presenceTTL = max(presenceTTL, .seconds(1))
     }
 
     /// The channel used when none is configured: `herald:cluster` when Laravel's key prefix is
@@ -169,7 +175,7 @@ public final class ClusterBus: Sendable {
     public let channel: String
 
     private let redis: RedisConfiguration
-    private let outbox: ClusterOutbox
+    private let outbox: ClusterOutbox<ClusterMessage>
     private let eventLoopGroup: any EventLoopGroup
     private let logger: Logger
     private let metrics: ClusterMetrics
@@ -220,8 +226,17 @@ public final class ClusterBus: Sendable {
     /// Queues `event` for the other nodes (called by the router, after the plugins). Never
     /// waits; drops and counts when the queue is full.
     func send(_ event: Event) {
+        enqueue(.event(event), channel: event.channel, name: event.name)
+    }
+
+    /// Queues a presence change this node decided for the other nodes (see ``ClusterPresence``).
+    func send(_ notice: PresenceNotice) {
+        enqueue(.presence(notice), channel: notice.channel.name, name: notice.joined ? "presence join" : "presence leave")
+    }
+
+    private func enqueue(_ message: ClusterMessage, channel: String, name: String) {
         let reason: ClusterDropReason
-        switch outbox.push(event) {
+        switch outbox.push(message) {
         case .queued: return
         case .full: reason = .queueFull
         case .finished: reason = .notSent
@@ -229,7 +244,7 @@ public final class ClusterBus: Sendable {
         let dropped = drop(reason)
         if dropped == 1 || dropped % 10_000 == 0 {
             logger.error("cluster queue \(reason == .queueFull ? "full" : "closed"): event not sent to the other nodes", metadata: [
-                "herald.channel": "\(event.channel)", "herald.event": "\(event.name)", "herald.cluster.dropped": "\(dropped)",
+                "herald.channel": "\(channel)", "herald.event": "\(name)", "herald.cluster.dropped": "\(dropped)",
             ])
         }
     }
@@ -249,7 +264,7 @@ public final class ClusterBus: Sendable {
     func run() async {
         logger.info("cluster publisher starting", metadata: ["herald.cluster.channel": "\(channel)", "redis": "\(redis)"])
         var attempt = 0
-        var carried: [Event] = []
+        var carried: [ClusterMessage] = []
         while true {
             let open: RedisConnection
             do {
@@ -292,12 +307,12 @@ public final class ClusterBus: Sendable {
 
     /// Writes batches until the queue is finished and empty (returns false) or the connection
     /// is lost (returns true; a batch not yet written is left in `carried`).
-    private func publish(on open: RedisConnection, carried: inout [Event]) async -> Bool {
+    private func publish(on open: RedisConnection, carried: inout [ClusterMessage]) async -> Bool {
         let channelName = ByteBuffer(string: channel)
         let command = ByteBuffer(string: "PUBLISH")
         var envelope = ByteBuffer()
         while true {
-            let batch: [Event]
+            let batch: [ClusterMessage]
             if carried.isEmpty {
                 guard let next = await outbox.next(max: Self.batchSize) else { return false }
                 if next.isEmpty {
@@ -316,7 +331,16 @@ public final class ClusterBus: Sendable {
             }
             var bytes = ByteBuffer()
             var count = 0
-            for event in batch {
+            for message in batch {
+                guard case .event(let event) = message else {
+                    if case .presence(let notice) = message {
+                        envelope.clear()
+                        ClusterEnvelope.encode(notice, node: nodeID, into: &envelope)
+                        RedisCommandEncoder.encode([command, channelName, envelope], into: &bytes)
+                        count += 1
+                    }
+                    continue
+                }
                 if (try? JSONReader.validate(event.data)) == nil {
                     // In-process events (and plugins' outputs) are not validated on the way in;
                     // the envelope is JSON, so a payload that is not would poison it.
@@ -361,9 +385,9 @@ public final class ClusterBus: Sendable {
     func consume(_ message: RedisPubSubMessage, router: Router) -> Bool {
         guard message.channel == channel else { return false }
         guard message.pattern == nil else { return true }
-        let decoded: ClusterEnvelope.Decoded
+        let decoded: (node: String, message: ClusterMessage)
         do {
-            decoded = try ClusterEnvelope.decode(message.payload)
+            decoded = try ClusterEnvelope.decodeMessage(message.payload)
         } catch {
             let dropped = drop(.badEnvelope)
             logger.warning("dropped an unreadable message on the cluster channel", metadata: [
@@ -375,7 +399,10 @@ public final class ClusterBus: Sendable {
         guard decoded.node != nodeID else { return true }
         receivedCount.add(1, ordering: .relaxed)
         metrics.received.increment()
-        router.deliverRemote(decoded.event)
+        switch decoded.message {
+        case .event(let event): router.deliverRemote(event)
+        case .presence(let notice): router.announceRemotePresence(notice)
+        }
         return true
     }
 
@@ -398,9 +425,9 @@ public final class ClusterBus: Sendable {
 
 /// The publisher's bounded queue: the router appends under a short lock, the publisher takes
 /// everything waiting at once.
-final class ClusterOutbox: Sendable {
+final class ClusterOutbox<Element: Sendable>: Sendable {
     private struct State {
-        var queue = CircularBuffer<Event>()
+        var queue = CircularBuffer<Element>()
         var waiter: CheckedContinuation<Void, Never>?
         var finished = false
         /// ``wake()`` was called: the next ``next(max:)`` returns at once, possibly empty.
@@ -424,7 +451,7 @@ final class ClusterOutbox: Sendable {
     }
 
     /// Appends `event` unless the queue is full or finished.
-    func push(_ event: Event) -> Push {
+    func push(_ event: Element) -> Push {
         let (result, waiter) = state.withLock { state -> (Push, CheckedContinuation<Void, Never>?) in
             if state.finished { return (.finished, nil) }
             guard state.queue.count < capacity else { return (.full, nil) }
@@ -441,13 +468,13 @@ final class ClusterOutbox: Sendable {
 
     /// Waits for events and takes up to `max` of them, oldest first; empty after ``wake()``;
     /// `nil` once finished and empty. Cancelling the waiting task finishes the queue.
-    func next(max: Int) async -> [Event]? {
+    func next(max: Int) async -> [Element]? {
         while true {
-            let taken = state.withLock { state -> [Event]?? in
+            let taken = state.withLock { state -> [Element]?? in
                 defer { state.woken = false }
                 if !state.queue.isEmpty {
                     let count = Swift.min(max, state.queue.count)
-                    var batch: [Event] = []
+                    var batch: [Element] = []
                     batch.reserveCapacity(count)
                     for _ in 0..<count {
                         if let event = state.queue.popFirst() { batch.append(event) }

@@ -81,15 +81,89 @@ enum ClusterEnvelope {
         return buffer
     }
 
-    /// Reads an envelope. The whole payload is validated as JSON (bounded nesting); `data` is
-    /// sliced out of it verbatim.
+    /// Reads an event envelope. The whole payload is validated as JSON (bounded nesting);
+    /// `data` is sliced out of it verbatim. A presence notice is refused (see ``decodeMessage(_:)``).
     static func decode(_ payload: ByteBuffer) throws(DecodeError) -> Decoded {
-        let members: [(key: String, range: Range<Int>)]
+        let members = try objectMembers(payload)
+        if members.contains(where: { $0.key == "kind" }) { throw DecodeError("not an event envelope") }
+        return try decodeEvent(payload, members: members)
+    }
+
+    /// Reads any cluster message: an event envelope, or a presence notice (`"kind":"presence"`).
+    static func decodeMessage(_ payload: ByteBuffer) throws(DecodeError) -> (node: String, message: ClusterMessage) {
+        let members = try objectMembers(payload)
+        guard let kind = members.first(where: { $0.key == "kind" }) else {
+            let decoded = try decodeEvent(payload, members: members)
+            return (decoded.node, .event(decoded.event))
+        }
+        guard case .string("presence")? = try? JSONReader.parse(slice(payload, kind.range)) else {
+            throw DecodeError("unknown message kind")
+        }
+        return try decodePresence(payload, members: members)
+    }
+
+    private static func objectMembers(_ payload: ByteBuffer) throws(DecodeError) -> [(key: String, range: Range<Int>)] {
         do {
-            members = try JSONReader.objectMembers(payload)
+            return try JSONReader.objectMembers(payload)
         } catch {
             throw DecodeError("not a JSON object (\(error))")
         }
+    }
+
+    private static func slice(_ payload: ByteBuffer, _ range: Range<Int>) -> ByteBuffer {
+        payload.getSlice(at: payload.readerIndex + range.lowerBound, length: range.count) ?? ByteBuffer()
+    }
+
+    /// Appends the presence notice `notice`, sent by `node`, to `buffer`:
+    /// `{"v":1,"node":…,"kind":"presence","op":"join"|"leave","ch":…,"ns":…,"sock":…,"member":{"user_id":…,"user_info":…}}`.
+    static func encode(_ notice: PresenceNotice, node: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"v\":1,\"node\":")
+        JSONValue.writeQuoted(node, into: &buffer)
+        buffer.writeStaticString(",\"kind\":\"presence\",\"op\":")
+        buffer.writeStaticString(notice.joined ? "\"join\"" : "\"leave\"")
+        buffer.writeStaticString(",\"ch\":")
+        JSONValue.writeQuoted(notice.channel.name, into: &buffer)
+        if let namespace = notice.channel.namespace {
+            buffer.writeStaticString(",\"ns\":")
+            JSONValue.writeQuoted(namespace, into: &buffer)
+        }
+        if let socket = notice.socketID {
+            buffer.writeStaticString(",\"sock\":")
+            JSONValue.writeQuoted(socket, into: &buffer)
+        }
+        buffer.writeStaticString(",\"member\":")
+        notice.member.json().write(into: &buffer)
+        buffer.writeStaticString("}")
+    }
+
+    private static func decodePresence(_ payload: ByteBuffer, members: [(key: String, range: Range<Int>)]) throws(DecodeError) -> (node: String, message: ClusterMessage) {
+        var fields: [String: JSONValue] = [:]
+        for member in members {
+            guard let value = try? JSONReader.parse(slice(payload, member.range)) else { throw DecodeError("'\(member.key)' is not JSON") }
+            fields[member.key] = value
+        }
+        guard case .number(let version)? = fields["v"], version == String(Self.version) else { throw DecodeError("unsupported or missing 'v'") }
+        guard case .string(let node)? = fields["node"], !node.isEmpty else { throw DecodeError("missing 'node'") }
+        guard case .string(let op)? = fields["op"], op == "join" || op == "leave" else { throw DecodeError("'op' must be join or leave") }
+        guard case .string(let channel)? = fields["ch"], !channel.isEmpty else { throw DecodeError("missing 'ch'") }
+        var namespace: String?
+        if let ns = fields["ns"] {
+            guard case .string(let text) = ns else { throw DecodeError("'ns' is not a string") }
+            namespace = text
+        }
+        var socket: String?
+        if let sock = fields["sock"] {
+            guard case .string(let text) = sock else { throw DecodeError("'sock' is not a string") }
+            socket = text.isEmpty ? nil : text
+        }
+        guard let memberJSON = fields["member"], let member = PresenceMember(channelData: memberJSON) else {
+            throw DecodeError("missing 'member' with a user_id")
+        }
+        let notice = PresenceNotice(channel: ChannelKey(namespace: namespace, name: channel), member: member, joined: op == "join", socketID: socket)
+        return (node, .presence(notice))
+    }
+
+    private static func decodeEvent(_ payload: ByteBuffer, members: [(key: String, range: Range<Int>)]) throws(DecodeError) -> Decoded {
         func raw(_ range: Range<Int>) -> ByteBuffer {
             payload.getSlice(at: payload.readerIndex + range.lowerBound, length: range.count) ?? ByteBuffer()
         }
@@ -143,4 +217,25 @@ enum ClusterEnvelope {
         event.senderUserID = user
         return Decoded(node: node, event: event)
     }
+}
+
+/// What travels on the cluster channel: an event that entered one node, or a presence change
+/// decided on one node (see ``ClusterPresence``).
+enum ClusterMessage: Sendable {
+    case event(Event)
+    case presence(PresenceNotice)
+}
+
+/// A presence join or leave, decided once for the whole cluster by the node where it happened;
+/// the other nodes announce it to their own subscribers of the channel.
+struct PresenceNotice: Sendable {
+    /// The presence channel.
+    var channel: ChannelKey
+    /// Who joined or left.
+    var member: PresenceMember
+    /// `true` for a join (the user's first connection in the cluster), `false` for a leave
+    /// (its last one went).
+    var joined: Bool
+    /// The joining connection's socket id (laravel-echo-server's `socketId`); `nil` for leaves.
+    var socketID: String?
 }

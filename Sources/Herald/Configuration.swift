@@ -69,6 +69,11 @@ public struct HeraldConfiguration: Sendable {
     /// delivered by every other node to its subscribers (see ``ClusterBus``). `nil` (the
     /// default): a single node. Needs ``redis``.
     public var cluster: ClusterConfiguration? = nil
+    /// Missed-message recovery (RECOVERY.md): a bounded in-memory history of each channel's
+    /// recent events, replayed to a client that opted in when it resubscribes after a
+    /// reconnect. `nil` (the default): off — no memory, no cost per event, and the protocol
+    /// extension is ignored (clients see what they see on any other server).
+    public var history: ChannelHistoryConfiguration? = nil
 
     public init(
         host: String = "0.0.0.0",

@@ -195,6 +195,7 @@ public struct HeraldConfigurationFile: Sendable {
             let channel = try cluster.string("channel")
             let nodeID = try cluster.string("node_id")
             let queueSize = try cluster.integer("queue_size", in: 1...Int.max)
+            let presenceTTL = try cluster.duration("presence_ttl", minimum: .seconds(1), environment: "CLUSTER_PRESENCE_TTL")
             if let channel, let problem = ClusterConfiguration.problem(channel: channel) { throw cluster.error("channel", problem) }
             if let nodeID, let problem = ClusterConfiguration.problem(nodeID: nodeID) { throw cluster.error("node_id", problem) }
             switch enabled {
@@ -203,6 +204,7 @@ public struct HeraldConfigurationFile: Sendable {
                 if let channel { value.channel = channel }
                 if let nodeID { value.nodeID = nodeID }
                 if let queueSize { value.queueSize = queueSize }
+                if let presenceTTL { value.presenceTTL = presenceTTL }
                 config.cluster = value
             case false?:
                 config.cluster = nil
@@ -210,6 +212,31 @@ public struct HeraldConfigurationFile: Sendable {
                 break
             }
             try cluster.finish()
+        }
+        // A `history:` section turns missed-message recovery on unless it says `enabled: false`;
+        // HERALD_HISTORY=true turns it on without one (RECOVERY.md).
+        let historyInFile = top.has("history")
+        if var history = try top.section("history") {
+            let enabled = try history.bool("enabled", environment: "HISTORY") ?? (historyInFile ? true : nil)
+            let maxEvents = try history.integer("max_events", in: 1...100_000)
+            let maxAge = try history.duration("max_age", minimum: .milliseconds(1))
+            if let maxAge, maxAge > .seconds(86_400) { throw history.error("max_age", "is longer than the maximum 24h") }
+            let maxBytes = try history.integer("max_bytes", in: 65_536...Int.max)
+            switch enabled {
+            case false?:
+                config.history = nil
+            case true?, nil where config.history != nil:
+                var value = config.history ?? ChannelHistoryConfiguration()
+                if let maxEvents { value.maxEventsPerChannel = maxEvents }
+                if let maxAge { value.maxAge = maxAge }
+                if let maxBytes { value.maxBytes = maxBytes }
+                config.history = value
+            case nil:
+                if maxEvents != nil || maxAge != nil || maxBytes != nil {
+                    warnings.append("history.max_events, max_age and max_bytes have no effect while history is off (set history.enabled or HERALD_HISTORY=true)")
+                }
+            }
+            try history.finish()
         }
         var plugins: [PluginConfiguration] = []
         if let entries = try top.sequence("plugins") {
@@ -296,7 +323,7 @@ public struct HeraldConfigurationFile: Sendable {
     }
 
     /// The top-level sections of a Herald file.
-    public static let sectionNames: Set<String> = ["server", "log", "redis", "socket_io", "auth", "api", "pusher", "status", "plugins"]
+    public static let sectionNames: Set<String> = ["server", "log", "redis", "socket_io", "auth", "api", "pusher", "status", "cluster", "history", "plugins"]
 }
 
 /// One entry of the `plugins` list: `use` names the plugin, the other keys are its options.

@@ -83,11 +83,52 @@ final class EchoHTTPAPI: Sendable {
         let responder = PollResponder(channel: channel, headers: headers, keepAlive: head.isKeepAlive)
         var logger = self.logger
         logger[metadataKey: "herald.request"] = "\(requestID)"
+        @Sendable func respond(_ status: HTTPResponseStatus, _ json: ByteBuffer) {
+            if status == .noContent {
+                responder.respond(status: status, contentType: "text/plain", body: ByteBuffer())
+            } else {
+                responder.respond(status: status, contentType: "application/json; charset=utf-8", body: json)
+            }
+        }
         let (status, json) = answer(head: head, body: body, logger: logger)
-        if status == .noContent {
-            responder.respond(status: status, contentType: "text/plain", body: ByteBuffer())
-        } else {
-            responder.respond(status: status, contentType: "application/json; charset=utf-8", body: json)
+        guard status == Self.askCluster else {
+            respond(status, json)
+            return
+        }
+        // A channel query in a cluster: the numbers come from Redis.
+        let requestLogger = logger
+        Task { [self] in
+            do {
+                let (status, json) = try await clusterAnswer(head: head)
+                respond(status, json)
+            } catch {
+                requestLogger.warning("channel query failed: the cluster's channel state is unavailable", metadata: ["error": "\(error)"])
+                let (status, json) = Self.error(.serviceUnavailable, "The cluster's channel state is unavailable")
+                respond(status, json)
+            }
+        }
+    }
+
+    /// What ``answer(head:body:logger:)`` returns for an authenticated channel query when the
+    /// cluster is on: ``clusterAnswer(head:)`` answers it.
+    private static let askCluster = HTTPResponseStatus.custom(code: 599, reasonPhrase: "ask the cluster")
+
+    /// A channel query (`channels`, `channels/<name>`, `channels/<name>/users`) answered with the
+    /// whole cluster's numbers. The request was authenticated by ``answer(head:body:logger:)``.
+    private func clusterAnswer(head: HTTPRequestHead) async throws -> (HTTPResponseStatus, ByteBuffer) {
+        let segments = EngineIOServer.path(head.uri).split(separator: "/").map { Self.percentDecode($0) }
+        let rest = Array(segments.dropFirst(2))
+        switch rest.count {
+        case 1:
+            let prefix = EngineIOServer.query(head.uri)["filter_by_prefix"] ?? ""
+            return (.ok, channels(prefix: prefix, counts: try await registry.queryOccupiedChannels()))
+        case 2:
+            let name = rest[1]
+            let count = try await registry.querySubscriberCount(name)
+            let users = ChannelKind(name) == .presence ? try await registry.queryPresenceMembers(name).count : nil
+            return (.ok, channelInfo(count: count, userCount: users))
+        default:
+            return users(rest[1], members: try await registry.queryPresenceMembers(rest[1]))
         }
     }
 
@@ -113,12 +154,17 @@ final class EchoHTTPAPI: Sendable {
         case (.GET, 1) where rest[0] == "status":
             return (.ok, status())
         case (.GET, 1) where rest[0] == "channels":
+            if registry.clusterPresence != nil { return (Self.askCluster, ByteBuffer()) }
             let prefix = EngineIOServer.query(head.uri)["filter_by_prefix"] ?? ""
-            return (.ok, channels(prefix: prefix))
+            let counts = Dictionary(registry.channelNames.map { ($0, registry.subscriberCount($0)) }, uniquingKeysWith: { a, _ in a })
+            return (.ok, channels(prefix: prefix, counts: counts))
         case (.GET, 2) where rest[0] == "channels":
-            return (.ok, channelInfo(rest[1]))
+            if registry.clusterPresence != nil { return (Self.askCluster, ByteBuffer()) }
+            let name = rest[1]
+            return (.ok, channelInfo(count: registry.subscriberCount(name), userCount: ChannelKind(name) == .presence ? registry.presenceMembers(name).count : nil))
         case (.GET, 3) where rest[0] == "channels" && rest[2] == "users":
-            return users(rest[1])
+            if registry.clusterPresence != nil && ChannelKind(rest[1]) == .presence { return (Self.askCluster, ByteBuffer()) }
+            return users(rest[1], members: registry.presenceMembers(rest[1]))
         case (.POST, 1) where rest[0] == "events" && publishEnabled:
             return publish(body: body, appID: appID)
         default:
@@ -149,11 +195,10 @@ final class EchoHTTPAPI: Sendable {
         return out
     }
 
-    private func channels(prefix: String) -> ByteBuffer {
+    private func channels(prefix: String, counts: [String: Int]) -> ByteBuffer {
         var members: [JSONMember] = []
-        for name in registry.channelNames.sorted() where prefix.isEmpty || name.hasPrefix(prefix) {
-            let count = registry.subscriberCount(name)
-            guard count > 0 else { continue }
+        for name in counts.keys.sorted() where prefix.isEmpty || name.hasPrefix(prefix) {
+            guard let count = counts[name], count > 0 else { continue }
             members.append(JSONMember(key: name, value: .object([
                 JSONMember(key: "subscription_count", value: .number(String(count))),
                 JSONMember(key: "occupied", value: .bool(true)),
@@ -162,23 +207,23 @@ final class EchoHTTPAPI: Sendable {
         return Self.json(.object([JSONMember(key: "channels", value: .object(members))]))
     }
 
-    private func channelInfo(_ name: String) -> ByteBuffer {
-        let count = registry.subscriberCount(name)
+    /// `user_count` only for presence channels (`userCount` non-nil).
+    private func channelInfo(count: Int, userCount: Int?) -> ByteBuffer {
         var members = [
             JSONMember(key: "subscription_count", value: .number(String(count))),
             JSONMember(key: "occupied", value: .bool(count > 0)),
         ]
-        if ChannelKind(name) == .presence {
-            members.append(JSONMember(key: "user_count", value: .number(String(registry.presenceMembers(name).count))))
+        if let userCount {
+            members.append(JSONMember(key: "user_count", value: .number(String(userCount))))
         }
         return Self.json(.object(members))
     }
 
-    private func users(_ name: String) -> (HTTPResponseStatus, ByteBuffer) {
+    private func users(_ name: String, members: [PresenceMember]) -> (HTTPResponseStatus, ByteBuffer) {
         guard ChannelKind(name) == .presence else {
             return Self.error(.badRequest, "User list is only possible for Presence Channels")
         }
-        let users = registry.presenceMembers(name).map { member in
+        let users = members.map { member in
             JSONValue.object([JSONMember(key: "id", value: member.userID), JSONMember(key: "user_info", value: member.userInfo)])
         }
         return (.ok, Self.json(.object([JSONMember(key: "users", value: .array(users))])))

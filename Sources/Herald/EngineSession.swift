@@ -79,6 +79,11 @@ public actor EngineSession: Recipient {
     private var authorizing: Set<String> = []
     /// Presence channels this socket is a member of.
     private var presenceChannels: Set<String> = []
+    /// Presence channels whose member list is on its way (a cluster asks Redis), with the
+    /// presence notices that arrived meanwhile (sent after the list unless it told the same).
+    private var pendingPresence: [String: [EncodedBroadcast]] = [:]
+    /// Missed-message recovery: the channels whose subscription opted in (RECOVERY.md).
+    private var recoveries: [String: RecoveryState] = [:]
     private let handshake: HandshakeInfo
     /// Client-event rate limit: a token bucket refilled at `clientEventsPerSecond`.
     private var clientEventLimit: TokenBucket
@@ -200,17 +205,29 @@ public actor EngineSession: Recipient {
     /// the session just became dirty (needs a ``flush()``).
     func enqueue(_ broadcast: EncodedBroadcast) -> Bool {
         guard !closed, let socketID, socketID != broadcast.excludedSocketID else { return false }
+        if broadcast.presence != nil, !pendingPresence.isEmpty, let mark = broadcast.presence, pendingPresence[mark.channel] != nil {
+            pendingPresence[mark.channel]?.append(broadcast)
+            return false
+        }
+        // Missed-message recovery: a subscription that opted in gets the offset form.
+        var recoverable: RecoverableEvent? = nil
+        // (Checked without binding first: sockets that did not opt in pay a nil check and, while
+        // history is on, a count.)
+        if broadcast.recoverable != nil, !recoveries.isEmpty, let candidate = broadcast.recoverable, let state = recoveries[candidate.channel] {
+            guard case .position(let position) = state, candidate.offset > position else { return false }  // replayed
+            recoverable = candidate
+        }
         let wasDirty = needsFlush
         switch transport {
         case .webSocket:
-            outbound.append(broadcast.webSocketFrame)
+            outbound.append(recoverable?.socketIOFrame ?? broadcast.webSocketFrame)
         case .polling:
             guard queue.count < server.configuration.maxQueuedPackets else {
                 logger.warning("polling client too slow: queue limit reached; closing", metadata: ["herald.queued": "\(queue.count)"])
                 close(reason: "slow consumer")
                 return false
             }
-            queue.append(broadcast.packet)
+            queue.append(recoverable?.socketIOPacket ?? broadcast.packet)
         }
         needsFlush = true
         return !wasDirty
@@ -548,6 +565,7 @@ public actor EngineSession: Recipient {
                 logger.info("subscribe refused: no valid channel name (1-\(Self.maxChannelNameLength) bytes)")
                 return
             }
+            noteRecoveryRequest(channel, argument)
             subscribe(channel, auth: argument["auth"])
         case "unsubscribe":
             guard let channel = Self.channelName(argument) else {
@@ -615,6 +633,7 @@ public actor EngineSession: Recipient {
         let kind = ChannelKind(channel)
         guard kind.requiresAuthorization else {
             join(channel, member: nil)
+            recoverMissed(channel)
             return
         }
         guard let authorizer = server.authorizer else {
@@ -651,6 +670,7 @@ public actor EngineSession: Recipient {
                 }
             }
             join(channel, member: member)
+            recoverMissed(channel)
         }
     }
 
@@ -662,20 +682,33 @@ public actor EngineSession: Recipient {
             return
         }
         presenceChannels.insert(channel)
-        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: ChannelKey(shared: channel), member: member)
-        var list = ByteBuffer()
-        JSONValue.array(members.map { $0.member.json(socketID: $0.socketID) }).write(into: &list)
-        var packet = ByteBuffer()
-        SocketIOCodec.writeChannelEvent(event: "presence:subscribed", channel: channel, data: list, into: &packet)
-        send(packet)
-        if first {
-            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID, to: audience)
+        pendingPresence[channel] = []
+        // At once on one node; in a cluster once Redis answered (on this loop).
+        server.router.joinPresence(self, socketID: socketID, channel: ChannelKey(shared: channel), member: member) { [self] members in
+            // Called on this session's loop (the router hops there), hence no `await`.
+            assumeIsolated { session in
+                let held = session.pendingPresence.removeValue(forKey: channel) ?? []
+                guard !session.closed, session.presenceChannels.contains(channel) else { return }
+                var list = ByteBuffer()
+                JSONValue.array(members.map { $0.member.json(socketID: $0.socketID) }).write(into: &list)
+                var packet = ByteBuffer()
+                SocketIOCodec.writeChannelEvent(event: "presence:subscribed", channel: channel, data: list, into: &packet)
+                session.send(packet)
+                let listed = Set(members.map(\.member.key))
+                var dirty = false
+                for notice in held where notice.presence?.isNews(given: listed) == true {
+                    dirty = session.enqueue(notice) || dirty
+                }
+                if dirty { session.flush() }
+            }
         }
     }
 
     private func unsubscribe(_ channel: String) {
         authorizing.remove(channel)
-        guard channels.remove(channel) != nil else { return }
+        // The name as subscribed: the set matches canonically equivalent names, the registry
+        // only the same bytes (see `ChannelKey`), so leave with the stored name.
+        guard let channel = channels.remove(channel) else { return }
         if presenceChannels.contains(channel) {
             leavePresence(channel)
         } else {
@@ -685,9 +718,9 @@ public actor EngineSession: Recipient {
     }
 
     private func leavePresence(_ channel: String) {
-        guard presenceChannels.remove(channel) != nil,
-              let (member, audience) = server.registry.leavePresence(self, channel: ChannelKey(shared: channel)) else { return }
-        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil, to: audience)
+        pendingPresence[channel] = nil
+        guard presenceChannels.remove(channel) != nil, let socketID else { return }
+        server.router.leavePresence(self, socketID: socketID, channel: ChannelKey(shared: channel))
     }
 
     /// A whisper: `{channel, event: "client-*", data}` from a member of a private or presence
@@ -706,7 +739,9 @@ public actor EngineSession: Recipient {
             logger.info("client event refused: only private and presence channels take client events", metadata: ["herald.channel": "\(channel)"])
             return
         }
-        guard channels.contains(channel) else {
+        // Byte-exact membership (see `ChannelKey`): a member of `private-user.\u{212A}ate` is
+        // not one of `private-user.Kate`, though the two Strings compare equal.
+        guard let index = channels.firstIndex(of: channel), channels[index].utf8.elementsEqual(channel.utf8) else {
             logger.info("client event refused: the sender is not subscribed", metadata: ["herald.channel": "\(channel)"])
             return
         }
@@ -878,6 +913,7 @@ extension EngineSession {
                 }
             }
             join(channel, member: member)
+            recoverMissed(channel)
         }
     }
 }
@@ -885,5 +921,60 @@ extension EngineSession {
 extension Duration {
     var milliseconds: Int64 {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+// MARK: Missed-message recovery (RECOVERY.md)
+
+extension EngineSession {
+    /// A `subscribe` arrived: remembers its `herald_recovery` request until the subscription is
+    /// admitted (or forgets an earlier one). Nothing happens while history is off or for a
+    /// channel this socket is already subscribed to (its recovery state stays as it is).
+    fileprivate func noteRecoveryRequest(_ channel: String, _ argument: JSONValue) {
+        guard server.router.history != nil, !channels.contains(channel) else { return }
+        guard let request = RecoveryRequest(argument[RecoveryRequest.field]) else {
+            if !recoveries.isEmpty { recoveries[channel] = nil }
+            return
+        }
+        // Requests of refused or abandoned subscriptions must not pile up.
+        if recoveries.count >= server.configuration.maxChannelsPerConnection {
+            recoveries = recoveries.filter { channels.contains($0.key) || authorizing.contains($0.key) }
+        }
+        recoveries[channel] = .pending(request)
+    }
+
+    /// The subscription to `channel` was admitted (the socket is in the registry): when it
+    /// asked for recovery, sends the events it missed, oldest first, then `herald:recovery`;
+    /// from then on its live events carry their offsets. Runs in the same loop turn as the
+    /// admission, so no live event of the channel reaches the socket before the replay, and
+    /// those recorded before the replay are skipped when they arrive (``enqueue(_:)``).
+    fileprivate func recoverMissed(_ channel: String) {
+        guard let history = server.router.history, !recoveries.isEmpty else { return }
+        guard case .pending(let request)? = recoveries[channel], channels.contains(channel), !closed else {
+            recoveries[channel] = nil
+            return
+        }
+        let recovery = history.recover(ChannelKey(shared: channel), request: request, socketID: socketID)
+        recoveries[channel] = .position(recovery.offset)
+        var packets = recovery.events.map { RecoveryWire.socketIOEvent($0, channel: channel) }
+        packets.append(RecoveryWire.socketIONotice(channel: channel, recovery))
+        logger.debug("recovery", metadata: [
+            "herald.channel": "\(channel)", "herald.recovered": "\(recovery.recovered)", "herald.replayed": "\(recovery.events.count)",
+        ])
+        switch transport {
+        case .webSocket(let socket):
+            // Broadcasts gathered earlier in this turn go first, to keep the order.
+            if let pending = outbound.take() { socket.write(pending, promise: nil) }
+            for packet in packets { socket.write(WebSocketFraming.frame(opcode: .text, payload: packet), promise: nil) }
+            socket.flush()
+        case .polling:
+            guard queue.count + packets.count <= server.configuration.maxQueuedPackets else {
+                logger.warning("polling client too slow: queue limit reached by the recovery; closing", metadata: ["herald.queued": "\(queue.count)"])
+                close(reason: "slow consumer")
+                return
+            }
+            for packet in packets { queue.append(packet) }
+            flushPolling()
+        }
     }
 }

@@ -100,19 +100,22 @@ struct PresenceChannel: Sendable {
         return true
     }
 
-    /// Removes a connection; returns the member when that was the user's last connection.
-    mutating func leave(session: ObjectIdentifier) -> PresenceMember? {
-        userBySession[session] = nil
-        for (key, var entry) in users where entry.connections.contains(where: { $0.session == session }) {
-            entry.connections.removeAll { $0.session == session }
-            if entry.connections.isEmpty {
-                users[key] = nil
-                return entry.member
-            }
-            users[key] = entry
-            return nil
+    /// Removes a connection; returns its member, and whether that was the user's last
+    /// connection here. `nil` when the connection was not a member.
+    mutating func leave(session: ObjectIdentifier) -> (member: PresenceMember, last: Bool)? {
+        guard let key = userBySession.removeValue(forKey: session), var entry = users[key] else { return nil }
+        entry.connections.removeAll { $0.session == session }
+        if entry.connections.isEmpty {
+            users[key] = nil
+            return (entry.member, true)
         }
-        return nil
+        users[key] = entry
+        return (entry.member, false)
+    }
+
+    /// Every connection of every member: socket id and member.
+    var connections: [(socketID: String, member: PresenceMember)] {
+        users.values.flatMap { entry in entry.connections.map { ($0.socketID, entry.member) } }
     }
 
     /// Distinct users, newest first, each with its newest connection's socket id.

@@ -43,18 +43,46 @@ struct PusherHTTPAPIHandler: Sendable {
         let responder = PollResponder(channel: channel, headers: ["X-Request-Id": requestID], keepAlive: head.isKeepAlive)
         var logger = self.logger
         logger[metadataKey: "herald.request"] = "\(requestID)"
-        do {
-            let (status, reply) = try answer(head: head, body: body, logger: logger)
-            responder.respond(status: status, contentType: "application/json", body: reply)
-        } catch {
+        let requestLogger = logger
+        @Sendable func refuse(_ error: PusherHTTPAPIError) {
             if error.status >= 500 || error.status == 401 {
-                logger.info("Pusher API request refused", metadata: ["herald.status": "\(error.status)", "herald.reason": "\(error.message)"])
+                requestLogger.info("Pusher API request refused", metadata: ["herald.status": "\(error.status)", "herald.reason": "\(error.message)"])
             }
             responder.respond(status: HTTPResponseStatus(statusCode: error.status), contentType: "application/json", body: error.body)
         }
+        let answered: Answer
+        do {
+            answered = try answer(head: head, body: body, logger: logger)
+        } catch {
+            refuse(error)
+            return
+        }
+        switch answered {
+        case .now(let status, let reply):
+            responder.respond(status: status, contentType: "application/json", body: reply)
+        case .later(let query):
+            // Channel queries: the cluster's numbers come from Redis.
+            Task {
+                do {
+                    let (status, reply) = try await query()
+                    responder.respond(status: status, contentType: "application/json", body: reply)
+                } catch let error as PusherHTTPAPIError {
+                    refuse(error)
+                } catch {
+                    requestLogger.warning("channel query failed: the cluster's channel state is unavailable", metadata: ["error": "\(error)"])
+                    refuse(PusherHTTPAPIError(status: 503, message: "The cluster's channel state is unavailable"))
+                }
+            }
+        }
     }
 
-    private func answer(head: HTTPRequestHead, body: ByteBuffer, logger: Logger) throws(PusherHTTPAPIError) -> (HTTPResponseStatus, ByteBuffer) {
+    /// A response, or — for channel queries — the work that makes it.
+    private enum Answer {
+        case now(HTTPResponseStatus, ByteBuffer)
+        case later(@Sendable () async throws -> (HTTPResponseStatus, ByteBuffer))
+    }
+
+    private func answer(head: HTTPRequestHead, body: ByteBuffer, logger: Logger) throws(PusherHTTPAPIError) -> Answer {
         let path = String(EngineIOServer.path(head.uri))
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let rawQuery = head.uri.firstIndex(of: "?").map { String(head.uri[head.uri.index(after: $0)...]) } ?? ""
@@ -92,45 +120,58 @@ struct PusherHTTPAPIHandler: Sendable {
         case (.POST, "events") where resource.count == 1:
             let trigger = try PusherHTTPAPI.parseEvent(body: body, limits: limits)
             publish(trigger, namespace: namespace)
-            return (.ok, PusherHTTPAPI.eventResponse(channels: info(trigger, namespace: namespace)))
+            guard !trigger.info.isEmpty else { return .now(.ok, PusherHTTPAPI.eventResponse(channels: nil)) }
+            return .later { [self] in (.ok, PusherHTTPAPI.eventResponse(channels: try await info(trigger, namespace: namespace))) }
         case (.POST, "batch_events") where resource.count == 1:
             let batch = try PusherHTTPAPI.parseBatch(body: body, limits: limits)
             for trigger in batch { publish(trigger, namespace: namespace) }
-            let wantsInfo = batch.contains { !$0.info.isEmpty }
-            return (.ok, PusherHTTPAPI.batchResponse(wantsInfo ? batch.map { info($0, namespace: namespace)?.first?.info ?? .init() } : nil))
+            guard batch.contains(where: { !$0.info.isEmpty }) else { return .now(.ok, PusherHTTPAPI.batchResponse(nil)) }
+            return .later { [self] in
+                var infos: [PusherHTTPAPI.ChannelInfo] = []
+                for trigger in batch { infos.append(try await info(trigger, namespace: namespace)?.first?.info ?? .init()) }
+                return (.ok, PusherHTTPAPI.batchResponse(infos))
+            }
         case (.GET, "channels") where resource.count == 1:
             let prefix = query.first { $0.name == "filter_by_prefix" }?.value ?? ""
             let wanted = Set(PusherHTTPAPI.parseInfo(query.first { $0.name == "info" }?.value ?? ""))
             if wanted.contains("user_count") && !prefix.hasPrefix("presence-") {
                 throw .badRequest("info=user_count requires filter_by_prefix=presence-")
             }
-            let names = registry.channelNames(namespace: namespace).filter { $0.hasPrefix(prefix) }.sorted()
-            return (.ok, PusherHTTPAPI.channelsResponse(names.map { name in
-                (name, PusherHTTPAPI.ChannelInfo(
-                    userCount: wanted.contains("user_count") ? registry.presenceMembers(name, namespace: namespace).count : nil,
-                    subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name, namespace: namespace) : nil
-                ))
-            }))
+            return .later { [registry] in
+                let counts = try await registry.queryOccupiedChannels(namespace: namespace)
+                var channels: [(String, PusherHTTPAPI.ChannelInfo)] = []
+                for name in counts.keys.filter({ $0.hasPrefix(prefix) }).sorted() {
+                    channels.append((name, PusherHTTPAPI.ChannelInfo(
+                        userCount: wanted.contains("user_count") ? try await registry.queryPresenceMembers(name, namespace: namespace).count : nil,
+                        subscriptionCount: wanted.contains("subscription_count") ? counts[name] : nil
+                    )))
+                }
+                return (.ok, PusherHTTPAPI.channelsResponse(channels))
+            }
         case (.GET, "channels") where resource.count == 2:
             let name = resource[1]
             let wanted = Set(PusherHTTPAPI.parseInfo(query.first { $0.name == "info" }?.value ?? ""))
             let isPresence = name.hasPrefix("presence-")
             if wanted.contains("user_count") && !isPresence { throw .badRequest("info=user_count is only for presence channels") }
-            let count = registry.subscriberCount(name, namespace: namespace)
-            return (.ok, PusherHTTPAPI.channelResponse(PusherHTTPAPI.ChannelInfo(
-                occupied: count > 0,
-                userCount: wanted.contains("user_count") ? registry.presenceMembers(name, namespace: namespace).count : nil,
-                subscriptionCount: wanted.contains("subscription_count") ? count : nil
-            )))
+            return .later { [registry] in
+                let count = try await registry.querySubscriberCount(name, namespace: namespace)
+                return (.ok, PusherHTTPAPI.channelResponse(PusherHTTPAPI.ChannelInfo(
+                    occupied: count > 0,
+                    userCount: wanted.contains("user_count") ? try await registry.queryPresenceMembers(name, namespace: namespace).count : nil,
+                    subscriptionCount: wanted.contains("subscription_count") ? count : nil
+                )))
+            }
         case (.GET, "channels") where resource.count == 3 && resource[2] == "users":
             let name = resource[1]
             guard name.hasPrefix("presence-") else { throw .badRequest("Users are only available for presence channels") }
-            return (.ok, PusherHTTPAPI.usersResponse(userIDs: registry.presenceMembers(name, namespace: namespace).map(\.key)))
+            return .later { [registry] in
+                (.ok, PusherHTTPAPI.usersResponse(userIDs: try await registry.queryPresenceMembers(name, namespace: namespace).map(\.key)))
+            }
         case (.POST, "users") where resource.count == 3 && resource[2] == "terminate_connections":
             let userID = resource[1]
             let closed = engine.terminatePusherUser(appID: app.id, userID: userID)
             logger.info("Pusher user's connections terminated by the app", metadata: ["herald.pusher.user": "\(userID)", "herald.connections": "\(closed)"])
-            return (.ok, ByteBuffer(string: "{}"))
+            return .now(.ok, ByteBuffer(string: "{}"))
         default:
             throw .notFound("Unknown API path \(head.method.rawValue) \(path)")
         }
@@ -153,14 +194,16 @@ struct PusherHTTPAPIHandler: Sendable {
         return (try? JSONReader.validate(inner)) != nil ? inner : data
     }
 
-    private func info(_ trigger: PusherTriggerRequest, namespace: String?) -> [(name: String, info: PusherHTTPAPI.ChannelInfo)]? {
+    private func info(_ trigger: PusherTriggerRequest, namespace: String?) async throws -> [(name: String, info: PusherHTTPAPI.ChannelInfo)]? {
         guard !trigger.info.isEmpty else { return nil }
         let wanted = Set(trigger.info)
-        return trigger.channels.map { name in
-            (name, PusherHTTPAPI.ChannelInfo(
-                userCount: wanted.contains("user_count") && name.hasPrefix("presence-") ? registry.presenceMembers(name, namespace: namespace).count : nil,
-                subscriptionCount: wanted.contains("subscription_count") ? registry.subscriberCount(name, namespace: namespace) : nil
-            ))
+        var result: [(name: String, info: PusherHTTPAPI.ChannelInfo)] = []
+        for name in trigger.channels {
+            result.append((name, PusherHTTPAPI.ChannelInfo(
+                userCount: wanted.contains("user_count") && name.hasPrefix("presence-") ? try await registry.queryPresenceMembers(name, namespace: namespace).count : nil,
+                subscriptionCount: wanted.contains("subscription_count") ? try await registry.querySubscriberCount(name, namespace: namespace) : nil
+            )))
         }
+        return result
     }
 }

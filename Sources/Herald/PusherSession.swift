@@ -38,6 +38,11 @@ actor PusherSession: Recipient, WebSocketSession {
     /// The connection observers' notice of this connection's opening; `nil` when none observe.
     private var openNotice: Task<Void, Never>?
     private var presence: [String: PresenceMember] = [:]
+    /// Presence channels whose member list is on its way (a cluster asks Redis), with the
+    /// presence notices that arrived meanwhile (sent after the list unless it told the same).
+    private var pendingPresence: [String: [EncodedBroadcast]] = [:]
+    /// Missed-message recovery: the channels whose subscription opted in (RECOVERY.md).
+    private var recoveries: [String: RecoveryState] = [:]
     private var closed = false
     private var needsFlush = false
     /// Frames of the current loop turn, written as one at ``flushDeliveries()``.
@@ -150,8 +155,20 @@ actor PusherSession: Recipient, WebSocketSession {
 
     nonisolated func deliver(_ broadcast: EncodedBroadcast) -> Bool {
         assumeIsolated { session in
-            guard !session.closed, let frame = broadcast.pusherFrame,
+            guard !session.closed, var frame = broadcast.pusherFrame,
                   broadcast.excludedSocketID != session.socketID else { return false }
+            if broadcast.presence != nil, !session.pendingPresence.isEmpty, let mark = broadcast.presence, session.pendingPresence[mark.channel] != nil {
+                session.pendingPresence[mark.channel]?.append(broadcast)
+                return false
+            }
+            // Missed-message recovery: a subscription that opted in gets the offset form.
+            // (Checked without binding first: connections that did not opt in pay a nil check and, while
+            // history is on, a count.)
+            if broadcast.recoverable != nil, !session.recoveries.isEmpty, let recoverable = broadcast.recoverable,
+               let state = session.recoveries[recoverable.channel] {
+                guard case .position(let position) = state, recoverable.offset > position else { return false }  // replayed
+                frame = recoverable.pusherFrame
+            }
             session.outbound.append(frame)
             defer { session.needsFlush = true }
             return !session.needsFlush
@@ -220,7 +237,9 @@ actor PusherSession: Recipient, WebSocketSession {
             break
         case "pusher:subscribe":
             do {
-                subscribe(try message.subscribeRequest(), app: app)
+                let request = try message.subscribeRequest()
+                noteRecoveryRequest(request.channel, message)
+                subscribe(request, app: app)
             } catch {
                 sendError(code: nil, message: "Invalid subscribe request: \(error)")
             }
@@ -333,7 +352,8 @@ actor PusherSession: Recipient, WebSocketSession {
                 subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
                 return
             }
-            join(name, member: member)
+            join(name, member: member, cache: (parsed, app))
+            return
         case .serverToUser:
             // Only for the connection signed in as that user; no signature needed (pusher-js
             // sends auth "").
@@ -358,9 +378,16 @@ actor PusherSession: Recipient, WebSocketSession {
             write(reply.message)
             if reply.miss { server.registry.webhooks?.record(.cacheMiss(channel: key(name))) }
         }
+        // Every admitted subscription ends here (after subscription_succeeded and the cached
+        // event): missed-message recovery's replay comes next.
+        recoverMissed(name)
     }
 
-    private func join(_ channel: String, member: PresenceMember?) {
+    /// Subscribes to `channel`; for a presence channel (a `member`) also writes
+    /// `pusher_internal:subscription_succeeded` with the members, then the cache channel's last
+    /// event when `cache` is given — at once on one node, once Redis answered in a cluster (on
+    /// this loop).
+    private func join(_ channel: String, member: PresenceMember?, cache: (parsed: PusherChannelName, app: PusherApp)? = nil) {
         guard channels.insert(channel).inserted else { return }
         logger.debug("Pusher subscribed", metadata: ["herald.channel": "\(channel)"])
         guard let member else {
@@ -368,16 +395,29 @@ actor PusherSession: Recipient, WebSocketSession {
             return
         }
         presence[channel] = member
-        let (first, members, audience) = server.registry.joinPresence(self, socketID: socketID, channel: key(channel), member: member)
-        write(PusherMessage.presenceSubscriptionSucceeded(channel: channel, members: members.map(\.member.pusherMember)))
-        if first {
-            server.router.announcePresence(channel: channel, member: member, joined: true, socketID: socketID, to: audience)
+        pendingPresence[channel] = []
+        server.router.joinPresence(self, socketID: socketID, channel: key(channel), member: member) { [self] members in
+            // Called on this session's loop (the router hops there), hence no `await`.
+            assumeIsolated { session in
+                let held = session.pendingPresence.removeValue(forKey: channel) ?? []
+                guard !session.closed, session.presence[channel] != nil else { return }
+                session.write(PusherMessage.presenceSubscriptionSucceeded(channel: channel, members: members.map(\.member.pusherMember)))
+                if let cache { session.replayCache(channel, parsed: cache.parsed, app: cache.app) }
+                let listed = Set(members.map(\.member.key))
+                var dirty = false
+                for notice in held where notice.presence?.isNews(given: listed) == true {
+                    dirty = session.deliver(notice) || dirty
+                }
+                if dirty { session.flushDeliveries() }
+            }
         }
     }
 
     private func unsubscribe(_ channel: String) {
         authorizing.remove(channel)
-        guard channels.remove(channel) != nil else { return }
+        // The name as subscribed: the set matches canonically equivalent names (U+212A for
+        // "K"), the registry only the same bytes (see `ChannelKey`), so leave with the stored name.
+        guard let channel = channels.remove(channel) else { return }
         if presence[channel] != nil {
             leavePresence(channel)
         } else {
@@ -386,9 +426,9 @@ actor PusherSession: Recipient, WebSocketSession {
     }
 
     private func leavePresence(_ channel: String) {
-        guard presence.removeValue(forKey: channel) != nil,
-              let (member, audience) = server.registry.leavePresence(self, channel: key(channel)) else { return }
-        server.router.announcePresence(channel: channel, member: member, joined: false, socketID: nil, to: audience)
+        pendingPresence[channel] = nil
+        guard presence.removeValue(forKey: channel) != nil else { return }
+        server.router.leavePresence(self, socketID: socketID, channel: key(channel))
     }
 
     /// `client-*` events: private/presence (not encrypted), subscribed, enabled for the app,
@@ -398,7 +438,9 @@ actor PusherSession: Recipient, WebSocketSession {
             sendError(code: 4301, message: "Client events are not enabled for this app", channel: message.channel)
             return
         }
-        guard let channel = message.channel, channels.contains(channel) else {
+        // Byte-exact membership (see `ChannelKey`): `private-\u{212A}x` is not `private-Kx`.
+        guard let channel = message.channel, let index = channels.firstIndex(of: channel),
+              channels[index].utf8.elementsEqual(channel.utf8) else {
             sendError(code: 4301, message: "Client event rejected: not subscribed to the channel", channel: message.channel)
             return
         }
@@ -543,8 +585,56 @@ extension PusherSession {
                 subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
                 return
             }
-            join(name, member: member)
+            join(name, member: member, cache: (parsed, app))
+            return
         }
         replayCache(name, parsed: parsed, app: app)
+    }
+}
+
+// MARK: Missed-message recovery (RECOVERY.md)
+
+extension PusherSession {
+    /// A `pusher:subscribe` arrived: remembers its data's `herald_recovery` request until the
+    /// subscription is admitted (or forgets an earlier one). Nothing happens while history is
+    /// off or for a channel this connection is already subscribed to.
+    fileprivate func noteRecoveryRequest(_ channel: String, _ message: PusherMessage) {
+        guard server.router.history != nil, !channels.contains(channel) else { return }
+        guard let request = RecoveryRequest((try? message.dataValue())?[RecoveryRequest.field]) else {
+            if !recoveries.isEmpty { recoveries[channel] = nil }
+            return
+        }
+        // Requests of refused or abandoned subscriptions must not pile up.
+        if recoveries.count >= server.configuration.maxChannelsPerConnection {
+            recoveries = recoveries.filter { channels.contains($0.key) || authorizing.contains($0.key) }
+        }
+        recoveries[channel] = .pending(request)
+    }
+
+    /// The subscription to `name` succeeded (`subscription_succeeded` and a cache channel's
+    /// last event are written): when it asked for recovery, writes the events it missed, oldest
+    /// first, then `herald:recovery`; from then on its live events carry their offsets.
+    ///
+    /// Live events that reach the connection before this (a presence join waiting for Redis in
+    /// a cluster) are skipped by ``deliver(_:)``: they were recorded before this replay reads
+    /// the history, so they are in it, in order, exactly once.
+    fileprivate func recoverMissed(_ name: String) {
+        guard let history = server.router.history, !recoveries.isEmpty else { return }
+        guard case .pending(let request)? = recoveries[name], channels.contains(name), !closed else {
+            recoveries[name] = nil
+            return
+        }
+        let recovery = history.recover(key(name), request: request, socketID: socketID)
+        recoveries[name] = .position(recovery.offset)
+        logger.debug("recovery", metadata: [
+            "herald.channel": "\(name)", "herald.recovered": "\(recovery.recovered)", "herald.replayed": "\(recovery.events.count)",
+        ])
+        guard channel.isActive else { return }
+        // Broadcasts gathered earlier in this turn go first, to keep the order.
+        if let pending = outbound.take() { channel.write(pending, promise: nil) }
+        for entry in recovery.events {
+            channel.write(WebSocketFraming.frame(opcode: .text, payload: RecoveryWire.pusherEvent(entry, channel: name)), promise: nil)
+        }
+        channel.writeAndFlush(WebSocketFraming.frame(opcode: .text, payload: RecoveryWire.pusherNotice(channel: name, recovery)), promise: nil)
     }
 }

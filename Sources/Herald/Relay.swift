@@ -73,12 +73,20 @@ public final class Relay: Service, Sendable {
         self.metrics = recorded
         self.metricsEndpoint = metrics
         let webhooks = PusherWebhookSender(apps: configuration.pusherApps, eventLoopGroup: eventLoopGroup, metrics: recorded, logger: logger)
-        let registry = ChannelRegistry(metrics: recorded, webhooks: webhooks)
-        self.registry = registry
-        let chain = PluginChain(plugins, timeBudget: pluginTimeBudget, onError: { _, _ in recorded.pluginErrors.increment() })
         let cluster = Self.makeCluster(configuration: configuration, eventLoopGroup: eventLoopGroup, metricsFactory: factory, logger: logger)
         self.cluster = cluster
-        let router = Router(registry: registry, plugins: chain, emitToAll: configuration.emitToAll, cluster: cluster, logger: logger)
+        let clusterPresence: ClusterPresence? = if let cluster, let redis = configuration.redis {
+            ClusterPresence(
+                nodeID: cluster.nodeID, base: cluster.channel, ttl: configuration.cluster?.presenceTTL ?? .seconds(30),
+                redis: redis, eventLoopGroup: eventLoopGroup, logger: logger
+            )
+        } else {
+            nil
+        }
+        let registry = ChannelRegistry(metrics: recorded, webhooks: webhooks, clusterPresence: clusterPresence)
+        self.registry = registry
+        let chain = PluginChain(plugins, timeBudget: pluginTimeBudget, onError: { _, _ in recorded.pluginErrors.increment() })
+        let router = Router(registry: registry, plugins: chain, emitToAll: configuration.emitToAll, cluster: cluster, history: configuration.history, logger: logger)
         self.router = router
         self.authorizer = configuration.authorization.map {
             ChannelAuthorizer(configuration: $0, eventLoopGroup: eventLoopGroup, metrics: recorded, logger: logger)
@@ -180,15 +188,28 @@ public final class Relay: Service, Sendable {
         }
 
         try await withThrowingDiscardingTaskGroup { group in
+            let presence = self.registry.clusterPresence
+            let registry = self.registry
             group.addTask {
                 await self.router.run()
-                self.cluster?.finish()  // the router routed its last event
+                // The router routed its last event; the presence writer sends its last leaves
+                // through the cluster bus, so the bus finishes after it.
+                if let presence { presence.finish() } else { self.cluster?.finish() }
             }
             if let cluster {
                 logger.info("cluster on: events entering this node go to the other nodes", metadata: [
                     "herald.cluster.node": "\(cluster.nodeID)", "herald.cluster.channel": "\(cluster.channel)",
                 ])
                 group.addTask { await cluster.run() }
+            }
+            if let presence {
+                let router = self.router
+                group.addTask {
+                    let subscriber = self.subscriber
+                    await presence.run(registry: registry, router: router, subscriptionEpoch: { subscriber?.reconnects ?? 0 })
+                    await presence.closeQueries()
+                    self.cluster?.finish()
+                }
             }
             if let status {
                 logger.info("status endpoints on: GET /status, /status.json, /tail (token required)")
@@ -224,8 +245,10 @@ public final class Relay: Service, Sendable {
         for await message in subscriber.messages {
             if let cluster, cluster.consume(message, router: router) { continue }
             var channel = message.channel
-            if !prefix.isEmpty, channel.hasPrefix(prefix) {
-                channel.removeFirst(prefix.count)
+            // By bytes, as Redis compares them (String comparison would equate canonically
+            // equivalent spellings and count characters, not bytes).
+            if !prefix.isEmpty, channel.utf8.starts(with: prefix.utf8) {
+                channel = String(decoding: channel.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
             }
             do {
                 let broadcast = try LaravelBroadcast(payload: message.payload)

@@ -15,6 +15,15 @@ struct EncodedBroadcast: Sendable {
     let pusherFrame: ByteBuffer?
     /// Socket id excluded from delivery (`toOthers()`).
     let excludedSocketID: String?
+    /// Missed-message recovery: the event with its offset, for the recipients that opted in
+    /// (``RecoveryState``); `nil` while history is off and for broadcasts that are no channel's
+    /// events (presence notices, seed mode, subscription counts).
+    var recoverable: RecoverableEvent? = nil
+    /// For a presence notice (`presence:joining`, `member_added`, …): which channel and member.
+    /// A session whose member list for that channel is still on its way (a cluster's join waits
+    /// for Redis) holds the notice until the list is sent, then drops it if the list already
+    /// told the same (see ``PresenceNoticeMark/isNews(given:)``). `nil` for every other broadcast.
+    var presence: PresenceNoticeMark? = nil
 
     init(packet: ByteBuffer, pusherMessage: ByteBuffer?, excludedSocketID: String?) {
         self.packet = packet
@@ -30,6 +39,23 @@ struct EncodedBroadcast: Sendable {
         packet.reserveCapacity(data.readableBytes + name.utf8.count + channel.utf8.count + 16)
         SocketIOCodec.writeChannelEvent(event: name, channel: channel, data: data, into: &packet)
         self.init(packet: packet, pusherMessage: PusherMessage.event(name, channel: channel, data: data, userID: userID, dataForm: dataForm), excludedSocketID: excludedSocketID)
+    }
+}
+
+/// What a presence notice announces, for sessions that hold notices while their member list
+/// is pending.
+struct PresenceNoticeMark: Sendable {
+    /// The presence channel's name (as the session knows it).
+    let channel: String
+    /// ``PresenceMember/key`` of the member who joined or left.
+    let memberKey: String
+    /// A join (`true`) or a leave.
+    let joined: Bool
+
+    /// Whether a session whose member list holds `members` (keys) still needs this notice: a
+    /// join of someone not in the list, or a leave of someone in it.
+    func isNews(given members: Set<String>) -> Bool {
+        joined != members.contains(memberKey)
     }
 }
 
@@ -84,6 +110,9 @@ public actor Router {
 
     /// Channels with events for the plugin chain, and the workers running them.
     private let lanes: PluginLanes
+    /// Missed-message recovery: each channel's recent events, recorded once per event after
+    /// the plugins (`nil`: off, and routing never looks further).
+    nonisolated let history: ChannelHistory?
 
     final class Counters: Sendable {
         let eventsIn = Atomic<Int>(0)
@@ -97,8 +126,10 @@ public actor Router {
     ///   - cachedChannels: most Pusher cache channels whose last event is kept (oldest evicted).
     ///   - pluginConcurrency: most channels whose events are in the plugin chain at once.
     ///   - cluster: the node bus that carries events entering this node to the other nodes.
-    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, pluginConcurrency: Int = 64, cluster: ClusterBus? = nil, logger: Logger) {
+    ///   - history: missed-message recovery's limits; `nil` turns it off.
+    public init(registry: ChannelRegistry, plugins: PluginChain = PluginChain(), emitToAll: Bool, queueSize: Int = 65_536, cachedChannels: Int = 10_000, pluginConcurrency: Int = 64, cluster: ClusterBus? = nil, history: ChannelHistoryConfiguration? = nil, logger: Logger) {
         self.cluster = cluster
+        self.history = history.map { ChannelHistory(configuration: $0) }
         self.registry = registry
         self.metrics = registry.metrics
         self.channelCache = PusherChannelCache(capacity: cachedChannels)
@@ -199,7 +230,9 @@ public actor Router {
     /// (`presence:joining`/`presence:leaving` and `pusher_internal:member_added`/`member_removed`),
     /// bypassing plugins and seed mode. `channel` is the name the members know (the audience
     /// already is the right namespace's). Callable from any thread.
-    nonisolated func announcePresence(channel: String, member: PresenceMember, joined: Bool, socketID: String?, to audience: ChannelRegistry.Groups?) {
+    nonisolated func announcePresence(
+        channel: String, member: PresenceMember, joined: Bool, socketID: String?, to audience: ChannelRegistry.Groups?, excluding excluded: String? = nil
+    ) {
         guard let groups = audience else { return }
         var socketIO = ByteBuffer()
         member.json(socketID: joined ? socketID : nil).write(into: &socketIO)
@@ -208,10 +241,103 @@ public actor Router {
         let pusher = joined
             ? PusherMessage.memberAdded(channel: channel, member: member.pusherMember)
             : PusherMessage.memberRemoved(channel: channel, userID: member.key)
-        let broadcast = EncodedBroadcast(packet: packet, pusherMessage: pusher, excludedSocketID: nil)
+        var broadcast = EncodedBroadcast(packet: packet, pusherMessage: pusher, excludedSocketID: excluded)
+        broadcast.presence = PresenceNoticeMark(channel: channel, memberKey: member.key, joined: joined)
         let delivered = Self.deliver(broadcast, to: groups)
         counters.deliveries.add(delivered, ordering: .relaxed)
         metrics.deliveries.increment(by: delivered)
+    }
+
+    /// Adds `session` to presence `channel` as `member`, then calls `reply` with the members the
+    /// joiner is told of (one per user, each with a socket id) and announces the join when it is
+    /// the user's first connection.
+    ///
+    /// On one node this happens at once, under the registry's lock. In a cluster the session is
+    /// subscribed here at once, and Redis decides (``ClusterPresence``): `reply` runs on the
+    /// session's event loop once it answered, with the whole cluster's members; a first join is
+    /// announced here, on the other nodes and to the webhooks. While Redis is unreachable this
+    /// node's registry decides, and the join is announced here only.
+    nonisolated func joinPresence(
+        _ session: any Recipient, socketID: String, channel: ChannelKey, member: PresenceMember,
+        reply: @escaping @Sendable ([(member: PresenceMember, socketID: String)]) -> Void
+    ) {
+        let (first, members, audience) = registry.joinPresence(session, socketID: socketID, channel: channel, member: member)
+        guard let presence = registry.clusterPresence else {
+            reply(members)
+            if first { announcePresence(channel: channel.name, member: member, joined: true, socketID: socketID, to: audience) }
+            return
+        }
+        presence.join(channel, socketID: socketID, member: member) { [self] outcome in
+            session.eventLoop.execute { [self] in
+                let stillMember = registry.presenceUserID(channel, of: session) != nil
+                switch outcome {
+                case .joined(let clusterFirst, let clusterMembers):
+                    presence.seed(channel, members: clusterMembers)
+                    if stillMember { reply(clusterMembers) }
+                    if clusterFirst {
+                        announceClusterPresence(PresenceNotice(channel: channel, member: member, joined: true, socketID: socketID), locally: true, excluding: socketID)
+                    }
+                case .unavailable:
+                    let local = registry.localPresenceMembers(key: channel)
+                    presence.seed(channel, members: local)
+                    if stillMember { reply(local) }
+                    if first {
+                        _ = presence.remember(PresenceNotice(channel: channel, member: member, joined: true, socketID: socketID))
+                        announcePresence(channel: channel.name, member: member, joined: true, socketID: socketID, to: registry.groups(for: channel), excluding: socketID)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes `session` from presence `channel` and announces the leave when it was the
+    /// user's last connection (in the cluster, when there is one; see ``joinPresence``).
+    nonisolated func leavePresence(_ session: any Recipient, socketID: String, channel: ChannelKey) {
+        guard let (member, last, audience) = registry.leavePresence(session, channel: channel) else { return }
+        guard let presence = registry.clusterPresence else {
+            if last { announcePresence(channel: channel.name, member: member, joined: false, socketID: nil, to: audience) }
+            return
+        }
+        presence.leave(channel, socketID: socketID) { [self] outcome in
+            switch outcome {
+            case .left(let clusterLast, let recorded):
+                if clusterLast {
+                    announceClusterPresence(PresenceNotice(channel: channel, member: recorded ?? member, joined: false, socketID: nil), locally: true)
+                }
+            case .unavailable:
+                guard last else { return }
+                _ = presence.remember(PresenceNotice(channel: channel, member: member, joined: false))
+                announcePresence(channel: channel.name, member: member, joined: false, socketID: nil, to: registry.groups(for: channel))
+            }
+        }
+    }
+
+    /// A presence change decided on this node for the whole cluster: announced to this node's
+    /// subscribers (unless `locally` is false: they heard of it already), sent to the other
+    /// nodes, and recorded as a webhook event.
+    nonisolated func announceClusterPresence(_ notice: PresenceNotice, locally: Bool, excluding excluded: String? = nil) {
+        // Decided here, so announced here even if this node's view had it (then it was wrong).
+        _ = registry.clusterPresence?.remember(notice)
+        if locally {
+            announcePresence(
+                channel: notice.channel.name, member: notice.member, joined: notice.joined, socketID: notice.socketID,
+                to: registry.groups(for: notice.channel), excluding: excluded
+            )
+        }
+        cluster?.send(notice)
+        registry.webhooks?.record(notice.joined
+            ? .memberAdded(channel: notice.channel, userID: notice.member.key)
+            : .memberRemoved(channel: notice.channel, userID: notice.member.key))
+    }
+
+    /// A presence change another node decided: announced to this node's subscribers only.
+    nonisolated func announceRemotePresence(_ notice: PresenceNotice) {
+        // A notice this node's subscribers already had (a re-assertion after an outage) is dropped.
+        guard registry.clusterPresence?.remember(notice) ?? true else { return }
+        announcePresence(
+            channel: notice.channel.name, member: notice.member, joined: notice.joined, socketID: notice.socketID,
+            to: registry.groups(for: notice.channel)
+        )
     }
 
     /// Delivers an event another node published to the cluster (``ClusterBus``) to this node's
@@ -241,12 +367,18 @@ public actor Router {
         if PusherChannelName.isCacheChannel(event.channel) {
             channelCache.store(channel: key, name: event.name, data: event.data, dataForm: dataForm)
         }
+        // Missed-message recovery: the channel's next offset, recorded *before* the subscriber
+        // snapshot (a subscriber joining meanwhile gets the event replayed or live, never
+        // neither; RECOVERY.md). One short lock; nothing while history is off.
+        let offset = history?.record(event, dataForm: dataForm)
         if let groups = registry.groups(for: key) {
             // Client events reach Pusher clients as sent (D.8), with the sender's presence id.
-            let broadcast = EncodedBroadcast(
+            var broadcast = EncodedBroadcast(
                 channelEvent: event.name, channel: event.channel, data: event.data, excludedSocketID: event.excludedSocketID,
                 userID: event.senderUserID, dataForm: dataForm
             )
+            // Opted-in recipients take the offset form, encoded on first use, once per event.
+            if let offset { broadcast.recoverable = RecoverableEvent(event, dataForm: dataForm, offset: offset) }
             delivered += Self.deliver(broadcast, to: groups)
         }
         // Seed compatibility: public shared channels only (a further Pusher app's events are its

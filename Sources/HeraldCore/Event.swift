@@ -75,13 +75,16 @@ public enum ChannelKind: Sendable, Hashable {
     /// `presence-…`: authorized, and subscribers see who else is there.
     case presence
 
-    /// The kind of the channel called `name`.
+    /// The kind of the channel called `name`, by its leading bytes as Laravel and Pusher see
+    /// them (`String.hasPrefix` compares whole characters: `"private-\u{301}x"` would not have
+    /// the prefix, and a channel Laravel treats as private would be open to anyone).
     public init(_ name: String) {
-        if name.hasPrefix("private-encrypted-") {
+        let utf8 = name.utf8
+        if utf8.starts(with: "private-encrypted-".utf8) {
             self = .privateEncrypted
-        } else if name.hasPrefix("private-") {
+        } else if utf8.starts(with: "private-".utf8) {
             self = .private
-        } else if name.hasPrefix("presence-") {
+        } else if utf8.starts(with: "presence-".utf8) {
             self = .presence
         } else {
             self = .public

@@ -71,12 +71,19 @@ extension RouterMethods {
         }
         get("channels") { request, _ -> Response in
             let prefix = request.uri.query.map { HeraldHTTP.form($0[...])["filter_by_prefix"] ?? "" } ?? ""
-            let registry = relay.registry
+            let counts: [String: Int]
+            do {
+                counts = try await relay.registry.queryOccupiedChannels()
+            } catch {
+                return HeraldHTTP.error(.serviceUnavailable, "the cluster's channel state is unavailable")
+            }
             var channels: [JSONMember] = []
-            for name in registry.channelNames.sorted() where prefix.isEmpty || name.hasPrefix(prefix) {
-                let count = registry.subscriberCount(name)
-                guard count > 0 else { continue }
-                channels.append(JSONMember(key: name, value: .object(Self.channelInfo(name, count: count, relay: relay))))
+            for name in counts.keys.sorted() where prefix.isEmpty || name.hasPrefix(prefix) {
+                guard let count = counts[name], count > 0 else { continue }
+                guard let info = try? await Self.channelInfo(name, count: count, relay: relay) else {
+                    return HeraldHTTP.error(.serviceUnavailable, "the cluster's channel state is unavailable")
+                }
+                channels.append(JSONMember(key: name, value: .object(info)))
             }
             return HeraldHTTP.json(.ok, .object([JSONMember(key: "channels", value: .object(channels))]))
         }
@@ -84,8 +91,12 @@ extension RouterMethods {
             guard let name = Self.channelParameter(context) else {
                 return HeraldHTTP.error(.badRequest, "invalid channel name")
             }
-            let count = relay.registry.subscriberCount(name)
-            return HeraldHTTP.json(.ok, .object(Self.channelInfo(name, count: count, relay: relay)))
+            do {
+                let count = try await relay.registry.querySubscriberCount(name)
+                return HeraldHTTP.json(.ok, .object(try await Self.channelInfo(name, count: count, relay: relay)))
+            } catch {
+                return HeraldHTTP.error(.serviceUnavailable, "the cluster's channel state is unavailable")
+            }
         }
         get("channels/{channel}/users") { _, context -> Response in
             guard let name = Self.channelParameter(context) else {
@@ -94,7 +105,10 @@ extension RouterMethods {
             guard ChannelKind(name) == .presence else {
                 return HeraldHTTP.error(.badRequest, "users can only be listed for presence channels")
             }
-            let users = relay.registry.presenceMembers(name).map { member in
+            guard let members = try? await relay.registry.queryPresenceMembers(name) else {
+                return HeraldHTTP.error(.serviceUnavailable, "the cluster's channel state is unavailable")
+            }
+            let users = members.map { member in
                 JSONValue.object([JSONMember(key: "id", value: member.userID), JSONMember(key: "user_info", value: member.userInfo)])
             }
             return HeraldHTTP.json(.ok, .object([JSONMember(key: "users", value: .array(users))]))
@@ -102,14 +116,15 @@ extension RouterMethods {
         return self
     }
 
-    /// `occupied`, `subscription_count` and, for presence channels, `user_count`.
-    private static func channelInfo(_ name: String, count: Int, relay: Relay) -> [JSONMember] {
+    /// `occupied`, `subscription_count` and, for presence channels, `user_count` (the whole
+    /// cluster's when the cluster is on).
+    private static func channelInfo(_ name: String, count: Int, relay: Relay) async throws -> [JSONMember] {
         var members = [
             JSONMember(key: "occupied", value: .bool(count > 0)),
             JSONMember(key: "subscription_count", value: HeraldHTTP.number(count)),
         ]
         if ChannelKind(name) == .presence {
-            members.append(JSONMember(key: "user_count", value: HeraldHTTP.number(relay.registry.presenceMembers(name).count)))
+            members.append(JSONMember(key: "user_count", value: HeraldHTTP.number(try await relay.registry.queryPresenceMembers(name).count)))
         }
         return members
     }

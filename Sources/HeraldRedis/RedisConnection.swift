@@ -214,6 +214,42 @@ public final class RedisConnection: Sendable {
         }
     }
 
+    /// Sends already-encoded commands pipelined in one write and returns their replies in the
+    /// same order (error replies included as `.error`). If the replies do not all arrive within
+    /// `timeout` the connection is closed and ``RedisError`` `.timeout` thrown.
+    public func send(pipelined commands: [ByteBuffer], timeout: Duration) async throws -> [RESPValue] {
+        guard !commands.isEmpty else { return [] }
+        let channel = self.channel
+        let loop = channel.eventLoop
+        let promises = commands.map { _ in loop.makePromise(of: RESPValue.self) }
+        let fired = OnceFlag()
+        let timer = loop.scheduleTask(in: timeout.timeAmount) {
+            fired.set()
+            channel.close(promise: nil)
+        }
+        loop.execute {
+            for (bytes, promise) in zip(commands, promises) {
+                let written = loop.makePromise(of: Void.self)
+                written.futureResult.whenFailure { error in
+                    promise.fail(RedisError(.connectionClosed, "could not send the command to Redis: \(error)"))
+                }
+                channel.write(RedisOutboundCommand(bytes: bytes, promise: promise), promise: written)
+            }
+            channel.flush()
+        }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(commands.count)
+        do {
+            for promise in promises { replies.append(try await promise.futureResult.get()) }
+        } catch {
+            timer.cancel()
+            if fired.isSet { throw RedisError(.timeout, "\(commands.count) pipelined commands got no reply within \(timeout)") }
+            throw error
+        }
+        timer.cancel()
+        return replies
+    }
+
     /// ``send(_:)`` bounded by `timeout` (see ``send(encoded:timeout:name:)``).
     func send(_ arguments: [String], timeout: Duration) async throws -> RESPValue {
         var bytes = channel.allocator.buffer(capacity: 64)

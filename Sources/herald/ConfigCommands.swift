@@ -104,6 +104,9 @@ struct LoadedConfiguration {
         }
         if !c.apiClients.isEmpty { lines.append("laravel-echo-server API clients: \(c.apiClients.count)") }
         if let cluster = c.cluster { lines.append("cluster: channel '\(c.clusterChannel ?? "")', node id \(cluster.nodeID)") }
+        if let history = c.history {
+            lines.append("history: \(history.maxEventsPerChannel) events per channel for \(history.maxAge), at most \(history.maxBytes) bytes (missed-message recovery)")
+        }
         lines.append("plugins: \(plugins.isEmpty ? "none" : plugins.map(\.name).joined(separator: " → "))")
         return lines.joined(separator: "\n")
     }
@@ -387,8 +390,13 @@ struct StarterValues {
 
             # status: { token: "a-long-random-token" }   # GET /status page, /status.json, /tail; HERALD_STATUS_TOKEN, --status-token
 
-            # Several nodes on one Redis (--cluster, HERALD_CLUSTER=true): HTTP-API events and whispers reach every node.
-            # cluster: { channel: "herald:cluster", node_id: relay-1 }   # defaults: herald:cluster[:<key_prefix>], random id
+            # Several nodes on one Redis (--cluster, HERALD_CLUSTER=true): HTTP-API events, whispers and presence
+            # are shared by every node; a node that stops has its presence members removed after presence_ttl.
+            # cluster: { channel: "herald:cluster", node_id: relay-1, presence_ttl: 30s }   # defaults: herald:cluster[:<key_prefix>], random id, 30s
+
+            # Missed-message recovery (RECOVERY.md; --history, HERALD_HISTORY=true): clients that ask for it get the
+            # events they missed while reconnecting. Off by default: it keeps recent events in memory.
+            # history: { max_events: 100, max_age: 120s, max_bytes: 33554432 }   # per channel; per event; all channels
 
             # Event plugins, run in this order on every event before it is delivered.
             plugins: []

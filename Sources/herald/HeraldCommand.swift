@@ -155,6 +155,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("This node's id in the cluster (1-64 characters, unique per node). [env: HERALD_CLUSTER_NODE_ID] (default: random per process)", valueName: "id"))
     var clusterNodeId: String?
 
+    @Flag(help: "Missed-message recovery (RECOVERY.md): keep each channel's recent events in memory and replay what a client missed when it resubscribes asking for it (herald_recovery). [env: HERALD_HISTORY=true]")
+    var history = false
+
+    @Option(help: ArgumentHelp("Most events kept per channel for recovery. [env: HERALD_HISTORY_MAX_EVENTS] (default: 100)", valueName: "n"))
+    var historyMaxEvents: Int?
+
+    @Option(help: ArgumentHelp("How long an event is kept for recovery: 500ms, 120s, 5m (a bare number is milliseconds). [env: HERALD_HISTORY_MAX_AGE] (default: 120s)", valueName: "duration"))
+    var historyMaxAge: String?
+
+    @Option(help: ArgumentHelp("Memory bound of the recovery history, in bytes (oldest entries evicted past it). [env: HERALD_HISTORY_MAX_BYTES] (default: 33554432)", valueName: "bytes"))
+    var historyMaxBytes: Int?
+
+    @Option(help: ArgumentHelp("How long a cluster node's presence heartbeat in Redis lasts: a node that stops has its presence members removed (and their leaves announced) within about this long; at least 1. [env: HERALD_CLUSTER_PRESENCE_TTL] (default: 30)", valueName: "seconds"))
+    var clusterPresenceTtl: Int?
+
     /// The first of `HERALD_<name>`, `PUSHER_<name>`, `REVERB_<name>` that is set (the names a
     /// Laravel `.env` already has).
     static func pusherEnvironment(_ name: String) -> String? {
@@ -311,8 +326,32 @@ struct Serve: AsyncParsableCommand {
             if let problem = ClusterConfiguration.problem(nodeID: id) { throw ValidationError(problem) }
             config.cluster?.nodeID = id
         }
+        if let seconds = clusterPresenceTtl {
+            guard seconds >= 1 else { throw ValidationError("--cluster-presence-ttl must be at least 1 second") }
+            if config.cluster == nil { warnings.append("--cluster-presence-ttl has no effect without --cluster") }
+            config.cluster?.presenceTTL = .seconds(seconds)
+        }
         if config.cluster != nil && config.redis == nil {
             throw ValidationError("the cluster needs Redis: give --redis (HERALD_REDIS, redis.url) too")
+        }
+        if history { config.history = config.history ?? ChannelHistoryConfiguration() }
+        for (flag, set) in [("--history-max-events", historyMaxEvents != nil), ("--history-max-age", historyMaxAge != nil), ("--history-max-bytes", historyMaxBytes != nil)]
+        where set && config.history == nil {
+            warnings.append("\(flag) has no effect without --history")
+        }
+        if let n = historyMaxEvents {
+            guard (1...100_000).contains(n) else { throw ValidationError("--history-max-events \(n) is not in 1-100000") }
+            config.history?.maxEventsPerChannel = n
+        }
+        if let text = historyMaxAge {
+            guard let age = ConfigurationFileDuration.parse(text), age >= .milliseconds(1), age <= .seconds(86_400) else {
+                throw ValidationError("--history-max-age '\(text)' is not a duration between 1ms and 24h (write 500ms, 120s, 5m)")
+            }
+            config.history?.maxAge = age
+        }
+        if let bytes = historyMaxBytes {
+            guard bytes >= 65_536 else { throw ValidationError("--history-max-bytes must be at least 65536") }
+            config.history?.maxBytes = bytes
         }
         if let token = config.statusToken, token.count < 16 {
             warnings.append("the status token is short (\(token.count) characters); use a long random one, e.g. `openssl rand -hex 24`")

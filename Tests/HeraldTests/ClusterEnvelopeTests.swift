@@ -128,9 +128,63 @@ struct ClusterEnvelopeTests {
         #expect(ClusterConfiguration.problem(channel: "herald:cluster") == nil)
     }
 
+    @Test("a presence notice round-trips; an event decoder refuses it and bad ones are refused")
+    func presenceNotice() throws {
+        let member = PresenceMember(userID: .number("7"), userInfo: .object([JSONMember(key: "name", value: .string("Ann \"A\""))]))
+        let notice = PresenceNotice(channel: ChannelKey(namespace: "1002", name: "presence-room"), member: member, joined: true, socketID: "1.2")
+        var bytes = ByteBuffer()
+        ClusterEnvelope.encode(notice, node: "node-a", into: &bytes)
+        let decoded = try ClusterEnvelope.decodeMessage(bytes)
+        #expect(decoded.node == "node-a")
+        guard case .presence(let back) = decoded.message else {
+            Issue.record("not decoded as presence")
+            return
+        }
+        #expect(back.channel == notice.channel && back.member == member && back.joined && back.socketID == "1.2")
+        #expect(throws: ClusterEnvelope.DecodeError.self) { try ClusterEnvelope.decode(bytes) }
+        // A leave on a shared channel, without a socket id.
+        var leave = ByteBuffer()
+        ClusterEnvelope.encode(PresenceNotice(channel: "presence-x", member: PresenceMember(userID: .string("u")), joined: false), node: "n", into: &leave)
+        guard case .presence(let left)? = try? ClusterEnvelope.decodeMessage(leave).message else {
+            Issue.record("leave not decoded")
+            return
+        }
+        #expect(left.channel == "presence-x" && !left.joined && left.socketID == nil && left.member.key == "u")
+        for bad in [
+            #"{"v":1,"node":"n","kind":"presence","op":"stay","ch":"p","member":{"user_id":1}}"#,
+            #"{"v":1,"node":"n","kind":"presence","op":"join","ch":"p","member":{"name":1}}"#,
+            #"{"v":1,"node":"n","kind":"gossip","op":"join","ch":"p","member":{"user_id":1}}"#,
+            #"{"v":2,"node":"n","kind":"presence","op":"join","ch":"p","member":{"user_id":1}}"#,
+        ] {
+            #expect(throws: ClusterEnvelope.DecodeError.self) { try ClusterEnvelope.decodeMessage(ByteBuffer(string: bad)) }
+        }
+        // Events still decode through the general decoder.
+        guard case .event(let event)? = try? ClusterEnvelope.decodeMessage(ClusterEnvelope.encode(Event(channel: "c", name: "e", data: ByteBuffer(string: "1"), source: .http), node: "n")).message else {
+            Issue.record("event not decoded")
+            return
+        }
+        #expect(event.channel == "c")
+    }
+
+    @Test("presence keys name channels unambiguously and values carry the member and socket id")
+    func presenceKeys() {
+        for channel in [ChannelKey(shared: "presence-a:b"), ChannelKey(namespace: "12:3", name: "presence-x"), ChannelKey(namespace: "", name: "p"), ChannelKey(shared: "-:odd")] {
+            #expect(ClusterPresence.channel(fromField: ClusterPresence.channelField(channel)) == channel)
+        }
+        #expect(ClusterPresence.channelField(ChannelKey(namespace: "1002", name: "presence-x")) == "4:1002:presence-x")
+        #expect(ClusterPresence.channel(fromField: "9:short:x") == nil)
+        #expect(ClusterPresence.channel(fromField: "nonsense") == nil)
+        let member = PresenceMember(userID: .number("7"), userInfo: .object([JSONMember(key: "n", value: .number("1"))]))
+        let value = ClusterPresence.value(member, socketID: "1.2")
+        #expect(value.hasPrefix("7\u{1F}{"))
+        let parsed = ClusterPresence.member(.bulkString(ByteBuffer(string: value)))
+        #expect(parsed?.member == member && parsed?.socketID == "1.2")
+        #expect(ClusterPresence.member(.bulkString(ByteBuffer(string: "no separator"))) == nil)
+    }
+
     @Test("the outbox is bounded, hands out batches in order, and refuses after finish")
     func outbox() async {
-        let outbox = ClusterOutbox(capacity: 3)
+        let outbox = ClusterOutbox<Event>(capacity: 3)
         func event(_ n: Int) -> Event { Event(channel: "c", name: "e\(n)", data: ByteBuffer(string: "\(n)"), source: .http) }
         for n in 0..<3 { #expect(outbox.push(event(n)) == .queued) }
         #expect(outbox.push(event(3)) == .full)
@@ -144,7 +198,7 @@ struct ClusterEnvelopeTests {
 
     @Test("a publisher waiting for events wakes for the next one")
     func outboxWakes() async {
-        let outbox = ClusterOutbox(capacity: 8)
+        let outbox = ClusterOutbox<Event>(capacity: 8)
         async let batch = outbox.next(max: 8)
         // Whether the push lands before or after the wait begins, the batch holds it.
         #expect(outbox.push(Event(channel: "c", name: "late", data: ByteBuffer(string: "1"), source: .client)) == .queued)
@@ -153,7 +207,7 @@ struct ClusterEnvelopeTests {
 
     @Test("a wake with nothing queued returns an empty batch once")
     func outboxWake() async {
-        let outbox = ClusterOutbox(capacity: 8)
+        let outbox = ClusterOutbox<Event>(capacity: 8)
         outbox.wake()
         #expect(await outbox.next(max: 8)?.isEmpty == true)
         #expect(outbox.push(Event(channel: "c", name: "e", data: ByteBuffer(string: "1"), source: .http)) == .queued)

@@ -151,6 +151,39 @@ struct ConfigurationFileTests {
         }
     }
 
+    @Test("history: off by default; a section, HERALD_HISTORY or enabled turn recovery on with its limits")
+    func history() throws {
+        #expect(try HeraldConfigurationFile.parse("").configuration.history == nil)
+        let defaults = try HeraldConfigurationFile.parse("history: {}\n").configuration.history
+        #expect(defaults == ChannelHistoryConfiguration())
+        #expect(defaults?.maxEventsPerChannel == 100 && defaults?.maxAge == .seconds(120) && defaults?.maxBytes == 32 << 20)
+        let file = try HeraldConfigurationFile.parse("history:\n  max_events: 20\n  max_age: 5m\n  max_bytes: 1_000_000\n").configuration.history
+        #expect(file == ChannelHistoryConfiguration(maxEventsPerChannel: 20, maxAge: .seconds(300), maxBytes: 1_000_000))
+        #expect(try HeraldConfigurationFile.parse("history:\n  enabled: false\n  max_events: 20\n").configuration.history == nil)
+        let environment = try HeraldConfigurationFile.parse("", environment: [
+            "HERALD_HISTORY": "true", "HERALD_HISTORY_MAX_EVENTS": "7", "HERALD_HISTORY_MAX_AGE": "30s", "HERALD_HISTORY_MAX_BYTES": "65536",
+        ])
+        #expect(environment.configuration.history == ChannelHistoryConfiguration(maxEventsPerChannel: 7, maxAge: .seconds(30), maxBytes: 65_536))
+        let limitsOnly = try HeraldConfigurationFile.parse("", environment: ["HERALD_HISTORY_MAX_EVENTS": "7"])
+        #expect(limitsOnly.configuration.history == nil)
+        #expect(limitsOnly.warnings.contains { $0.contains("no effect while history is off") })
+        for (text, expected) in [
+            ("history:\n  max_events: 0\n", "herald.yaml:2:15: history.max_events: 0 is not in 1…100000"),
+            ("history:\n  max_age: 2d\n", "herald.yaml:2:12: history.max_age: '2d' is not a duration"),
+            ("history:\n  max_age: 25h\n", "herald.yaml:2:12: history.max_age: is longer than the maximum 24h"),
+            ("history:\n  max_bytes: 1000\n", "herald.yaml:2:14: history.max_bytes: 1000 is not in 65536…"),
+            ("history:\n  size: 3\n", "herald.yaml:2:3: history.size: unknown key"),
+        ] {
+            #expect(throws: ConfigurationFileError.self) { try HeraldConfigurationFile.parse(text, file: "herald.yaml") }
+            do {
+                _ = try HeraldConfigurationFile.parse(text, file: "herald.yaml")
+            } catch {
+                #expect(error.description.hasPrefix(expected), "\(error.description)")
+            }
+        }
+        #expect(HeraldConfigurationFile.hasHeraldSections("history: {}\n"))
+    }
+
     @Test("a bad environment value names the variable")
     func environmentError() {
         do {

@@ -49,9 +49,12 @@ final class FakeRecipient: Recipient, @unchecked Sendable {
         #expect(!second.first)
         #expect(second.members.count == 2)
 
-        #expect(registry.leavePresence(tab1, channel: "presence-x") == nil)
+        // The first tab's leave is the user's, not its last connection's.
+        let first = registry.leavePresence(tab1, channel: "presence-x")
+        #expect(first?.member.key == "7" && first?.last == false)
         let last = registry.leavePresence(tab2, channel: "presence-x")
-        #expect(last?.member.key == "7")
+        #expect(last?.member.key == "7" && last?.last == true)
+        #expect(registry.leavePresence(tab2, channel: "presence-x") == nil)
         // The leave notice goes to whoever remains, not to the leaver.
         #expect(members(last?.audience) == [ObjectIdentifier(other)])
         #expect(registry.presenceMembers("presence-x").map(\.key) == ["9"])
