@@ -6,37 +6,65 @@ import NIOCore
 /// Feed it bytes as they arrive and pull complete replies out. It is not thread-safe: each
 /// instance belongs to one connection and is used on that connection's event loop only.
 /// After it reports a protocol error it must be discarded (hiredis's reader is unusable then).
+///
+/// hiredis 0.14 trusts the lengths Redis sends (it allocates an array's elements on its header
+/// alone), so every chunk first goes through a small guard that follows the RESP framing and
+/// refuses a reply beyond ``RESPLimits`` — an array of more than 1,048,576 elements, a bulk
+/// string over 512 MB — before hiredis sees its header. The replies before it are returned as
+/// usual, then ``next()`` throws ``RedisError`` `.protocolError` ("Redis sent an array of N
+/// elements (more than the limit M)"), as it would for a protocol error found by hiredis.
 public final class HiredisReader {
     private let reader: UnsafeMutablePointer<redisReader>
+    /// Behind a pointer, like `reader`, so the hot path pays no exclusivity check. Its `error`,
+    /// once set, is thrown by ``next()`` when hiredis has returned the replies before that point,
+    /// and by ``feed(_:)`` from then on.
+    private let frameGuard: UnsafeMutablePointer<RESPFrameGuard>
 
     /// Creates a reader. Fails only if hiredis cannot allocate one.
-    public init() throws(RedisError) {
+    ///
+    /// - Parameter limits: what a reply may announce; the defaults suit every command Herald sends.
+    public init(limits: RESPLimits = .default) throws(RedisError) {
         guard let reader = redisReaderCreate() else {
             throw RedisError(.protocolError, "hiredis could not allocate a reader")
         }
         self.reader = reader
+        self.frameGuard = .allocate(capacity: 1)
+        self.frameGuard.initialize(to: RESPFrameGuard(limits: limits))
     }
 
     deinit {
         redisReaderFree(reader)
+        frameGuard.deinitialize(count: 1)
+        frameGuard.deallocate()
     }
 
     /// Appends raw bytes received from Redis.
+    ///
+    /// Bytes from a header beyond the limits on are withheld from hiredis; the error comes from
+    /// ``next()`` after the replies before it. Feeding more after that throws the error.
     public func feed(_ buffer: ByteBuffer) throws(RedisError) {
+        if let error = frameGuard.pointee.error { throw error }
         let status = buffer.withUnsafeReadableBytes { raw -> Int32 in
             guard let base = raw.baseAddress, raw.count > 0 else { return REDIS_OK }
-            return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), raw.count)
+            let count = frameGuard.pointee.scan(raw)
+            guard count > 0 else { return REDIS_OK }
+            return redisReaderFeed(reader, base.assumingMemoryBound(to: CChar.self), count)
         }
         if status != REDIS_OK { throw self.currentError() }
     }
 
     /// Returns the next complete reply, or `nil` when more bytes are needed.
+    ///
+    /// Throws ``RedisError`` `.protocolError` for invalid RESP or a reply beyond the limits.
     public func next() throws(RedisError) -> RESPValue? {
         var reply: UnsafeMutableRawPointer? = nil
         if redisReaderGetReply(reader, &reply) != REDIS_OK {
             throw self.currentError()
         }
-        guard let reply else { return nil }
+        guard let reply else {
+            if let error = frameGuard.pointee.error { throw error }
+            return nil
+        }
         defer { freeReplyObject(reply) }
         return Self.convert(reply.assumingMemoryBound(to: redisReply.self))
     }
