@@ -2,10 +2,13 @@
 import PackageDescription
 
 // Herald's micro-benchmarks (ordo-one/benchmark), a package of their own so the main package
-// never depends on the benchmark library. They use only the main package's public products.
+// never depends on the benchmark library.
 //
 //   Benchmarks/micro.sh                     # release build, run, results into BENCHMARKS.md
 //   swift build --package-path Benchmarks/Micro --scratch-path .build-micro-debug   # build only (CI)
+//
+// Besides the public products, RegistryAndFanOut.swift uses Herald's `@_spi(Benchmarks)` entries
+// (Sources/Herald/BenchmarkSupport.swift), which are not API.
 //
 // The benchmark plugin finds its targets under `Benchmarks/` in this package's root, hence
 // `Benchmarks/Micro/Benchmarks/HeraldMicro`.
@@ -30,6 +33,7 @@ let package = Package(
                 .product(name: "HeraldProtocols", package: "Herald"),
                 .product(name: "HeraldRedis", package: "Herald"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/HeraldMicro",

@@ -3,9 +3,8 @@
 // one operation is: the inner loop runs it `scalingFactor` times and the table reports per
 // operation (wall clock, throughput, mallocs).
 //
-// Not here, because nothing public reaches it (see BENCHMARKS.md "Micro-benchmarks"):
-// ChannelRegistry subscribe/unsubscribe and fan-out to in-memory recipients (`Recipient`,
-// `subscribe`, `unsubscribe`, `Router.deliver` and `EncodedBroadcast` are internal).
+// Registry subscribe/unsubscribe and fan-out to 10,000 in-memory sessions are in
+// RegistryAndFanOut.swift (through Herald's `@_spi(Benchmarks)` entries).
 import Benchmark
 import Herald
 import HeraldCore
@@ -28,6 +27,8 @@ let benchmarks: @Sendable () -> Void = {
     redisBenchmarks()
     pluginBenchmarks()
     routerBenchmarks()
+    registryBenchmarks()
+    fanOutBenchmarks()
 }
 
 // MARK: - Inputs
