@@ -73,7 +73,8 @@ struct ChannelKey: Hashable, Sendable, CustomStringConvertible, ExpressibleByStr
         }
     }
 
-    private static func sameBytes(_ lhs: String?, _ rhs: String?) -> Bool {
+    /// Whether `lhs` and `rhs` are the same UTF-8 bytes (both `nil` counts as the same).
+    static func sameBytes(_ lhs: String?, _ rhs: String?) -> Bool {
         switch (lhs, rhs) {
         case (nil, nil): true
         case (let l?, let r?): l.utf8.count == r.utf8.count && l.utf8.elementsEqual(r.utf8)
@@ -81,7 +82,8 @@ struct ChannelKey: Hashable, Sendable, CustomStringConvertible, ExpressibleByStr
         }
     }
 
-    private static func hashBytes(_ text: String, into hasher: inout Hasher) {
+    /// Feeds `text`'s UTF-8 bytes (and their count) to `hasher`.
+    static func hashBytes(_ text: String, into hasher: inout Hasher) {
         hasher.combine(text.utf8.count)
         let hashed: Void? = text.utf8.withContiguousStorageIfAvailable { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
         if hashed == nil {

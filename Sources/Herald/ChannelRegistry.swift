@@ -162,13 +162,13 @@ public final class ChannelRegistry: Sendable {
     /// Unsubscribes `session` from presence `channel`, atomically with taking the audience of
     /// the leave notice. Returns the connection's member, whether it was the user's last
     /// connection here, and the remaining subscribers; `nil` when it was not a member.
-    func leavePresence(_ session: any Recipient, channel: ChannelKey) -> (member: PresenceMember, last: Bool, audience: Groups?)? {
+    ///
+    /// `reportCount: false` leaves telling ``clusterPresence`` of the count change to the caller
+    /// (it sends it together with the leave, so the cluster's `member_removed` comes before
+    /// `channel_vacated`).
+    func leavePresence(_ session: any Recipient, channel: ChannelKey, reportCount: Bool = true) -> (member: PresenceMember, last: Bool, audience: Groups?)? {
         let (removed, result) = state.withLock { state in
-            var removed = false
-            if var groups = state.channels[channel] {
-                removed = Self.remove(session, from: &groups)
-                state.channels[channel] = groups.isEmpty ? nil : groups
-            }
+            let removed = Self.remove(session, fromChannel: &state.channels[channel])
             let left = state.presence[channel]?.leave(session: ObjectIdentifier(session))
             if state.presence[channel]?.users.isEmpty == true { state.presence[channel] = nil }
             if let webhooks = localWebhooks {
@@ -179,7 +179,7 @@ public final class ChannelRegistry: Sendable {
         }
         if removed {
             metrics.subscriptions.decrement()
-            clusterPresence?.countChanged(channel)
+            if reportCount { clusterPresence?.countChanged(channel) }
         }
         return result
     }
@@ -215,14 +215,10 @@ public final class ChannelRegistry: Sendable {
             if wasConnected { state.sessionCount -= 1 }
             var unsubscribed = 0
             var left: [ChannelKey] = []
-            for channel in channels {
-                guard var groups = state.channels[channel] else { continue }
-                if Self.remove(session, from: &groups) {
-                    unsubscribed += 1
-                    if counting { left.append(channel) }
-                    if groups.isEmpty { localWebhooks?.record(.channelVacated(channel: channel)) }
-                }
-                state.channels[channel] = groups.isEmpty ? nil : groups
+            for channel in channels where Self.remove(session, fromChannel: &state.channels[channel]) {
+                unsubscribed += 1
+                if counting { left.append(channel) }
+                if state.channels[channel] == nil { localWebhooks?.record(.channelVacated(channel: channel)) }
             }
             return (wasConnected, unsubscribed, left)
         }
@@ -255,10 +251,8 @@ public final class ChannelRegistry: Sendable {
     @discardableResult
     func unsubscribe(_ session: any Recipient, from channel: ChannelKey) -> Bool {
         let removed = state.withLock { state in
-            guard var groups = state.channels[channel] else { return false }
-            let removed = Self.remove(session, from: &groups)
-            state.channels[channel] = groups.isEmpty ? nil : groups
-            if removed && groups.isEmpty { localWebhooks?.record(.channelVacated(channel: channel)) }
+            let removed = Self.remove(session, fromChannel: &state.channels[channel])
+            if removed && state.channels[channel] == nil { localWebhooks?.record(.channelVacated(channel: channel)) }
             return removed
         }
         if removed {
@@ -296,6 +290,19 @@ public final class ChannelRegistry: Sendable {
         }
         // Mutating through the subscript works in place: the member dictionary is not copied.
         return groups[key]?.sessions.updateValue(session, forKey: ObjectIdentifier(session)) == nil
+    }
+
+    /// Removes `session` from a channel's groups in place, `&state.channels[key]`: through the
+    /// dictionary's subscript the groups stay uniquely referenced, so the member table is not
+    /// copied (copying it out first, `var groups = state.channels[key]`, copied all of the
+    /// loop's members on every unsubscribe: 90 µs at 10k members). Drops the channel when it
+    /// empties.
+    private static func remove(_ session: any Recipient, fromChannel groups: inout Groups?) -> Bool {
+        let loopKey = ObjectIdentifier(session.eventLoop)
+        let removed = groups?[loopKey]?.sessions.removeValue(forKey: ObjectIdentifier(session)) != nil
+        if groups?[loopKey]?.sessions.isEmpty == true { groups?[loopKey] = nil }
+        if groups?.isEmpty == true { groups = nil }
+        return removed
     }
 
     @discardableResult

@@ -234,6 +234,11 @@ public final class ClusterBus: Sendable {
         enqueue(.presence(notice), channel: notice.channel.name, name: notice.joined ? "presence join" : "presence leave")
     }
 
+    /// Queues a Pusher user's `terminate_connections` for the other nodes.
+    func sendTerminate(appID: String, userID: String) {
+        enqueue(.terminate(appID: appID, userID: userID), channel: "-", name: "terminate_connections")
+    }
+
     private func enqueue(_ message: ClusterMessage, channel: String, name: String) {
         let reason: ClusterDropReason
         switch outbox.push(message) {
@@ -332,13 +337,21 @@ public final class ClusterBus: Sendable {
             var bytes = ByteBuffer()
             var count = 0
             for message in batch {
-                guard case .event(let event) = message else {
-                    if case .presence(let notice) = message {
-                        envelope.clear()
-                        ClusterEnvelope.encode(notice, node: nodeID, into: &envelope)
-                        RedisCommandEncoder.encode([command, channelName, envelope], into: &bytes)
-                        count += 1
-                    }
+                let event: Event
+                switch message {
+                case .event(let each):
+                    event = each
+                case .presence(let notice):
+                    envelope.clear()
+                    ClusterEnvelope.encode(notice, node: nodeID, into: &envelope)
+                    RedisCommandEncoder.encode([command, channelName, envelope], into: &bytes)
+                    count += 1
+                    continue
+                case .terminate(let app, let user):
+                    envelope.clear()
+                    ClusterEnvelope.encodeTerminate(appID: app, userID: user, node: nodeID, into: &envelope)
+                    RedisCommandEncoder.encode([command, channelName, envelope], into: &bytes)
+                    count += 1
                     continue
                 }
                 if (try? JSONReader.validate(event.data)) == nil {
@@ -382,7 +395,10 @@ public final class ClusterBus: Sendable {
     /// With an empty key prefix the Laravel pattern (`*`) matches the cluster channel too and
     /// Redis delivers each message twice, once per subscription: the pattern's copy is
     /// skipped here, so each event is delivered once.
-    func consume(_ message: RedisPubSubMessage, router: Router) -> Bool {
+    ///
+    /// `terminate` closes a Pusher user's connections on this node (another node's
+    /// `terminate_connections`).
+    func consume(_ message: RedisPubSubMessage, router: Router, terminate: (_ appID: String, _ userID: String) -> Void = { _, _ in }) -> Bool {
         guard message.channel == channel else { return false }
         guard message.pattern == nil else { return true }
         let decoded: (node: String, message: ClusterMessage)
@@ -402,6 +418,7 @@ public final class ClusterBus: Sendable {
         switch decoded.message {
         case .event(let event): router.deliverRemote(event)
         case .presence(let notice): router.announceRemotePresence(notice)
+        case .terminate(let app, let user): terminate(app, user)
         }
         return true
     }

@@ -96,10 +96,36 @@ enum ClusterEnvelope {
             let decoded = try decodeEvent(payload, members: members)
             return (decoded.node, .event(decoded.event))
         }
-        guard case .string("presence")? = try? JSONReader.parse(slice(payload, kind.range)) else {
-            throw DecodeError("unknown message kind")
+        switch try? JSONReader.parse(slice(payload, kind.range)) {
+        case .string("presence")?: return try decodePresence(payload, members: members)
+        case .string("terminate")?: return try decodeTerminate(payload, members: members)
+        default: throw DecodeError("unknown message kind")
         }
-        return try decodePresence(payload, members: members)
+    }
+
+    /// Appends a request to close a Pusher user's connections on every node:
+    /// `{"v":1,"node":…,"kind":"terminate","app":…,"user":…}`.
+    static func encodeTerminate(appID: String, userID: String, node: String, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"v\":1,\"node\":")
+        JSONValue.writeQuoted(node, into: &buffer)
+        buffer.writeStaticString(",\"kind\":\"terminate\",\"app\":")
+        JSONValue.writeQuoted(appID, into: &buffer)
+        buffer.writeStaticString(",\"user\":")
+        JSONValue.writeQuoted(userID, into: &buffer)
+        buffer.writeStaticString("}")
+    }
+
+    private static func decodeTerminate(_ payload: ByteBuffer, members: [(key: String, range: Range<Int>)]) throws(DecodeError) -> (node: String, message: ClusterMessage) {
+        var fields: [String: JSONValue] = [:]
+        for member in members {
+            guard let value = try? JSONReader.parse(slice(payload, member.range)) else { throw DecodeError("'\(member.key)' is not JSON") }
+            fields[member.key] = value
+        }
+        guard case .number(let version)? = fields["v"], version == String(Self.version) else { throw DecodeError("unsupported or missing 'v'") }
+        guard case .string(let node)? = fields["node"], !node.isEmpty else { throw DecodeError("missing 'node'") }
+        guard case .string(let app)? = fields["app"], !app.isEmpty else { throw DecodeError("missing 'app'") }
+        guard case .string(let user)? = fields["user"], !user.isEmpty else { throw DecodeError("missing 'user'") }
+        return (node, .terminate(appID: app, userID: user))
     }
 
     private static func objectMembers(_ payload: ByteBuffer) throws(DecodeError) -> [(key: String, range: Range<Int>)] {
@@ -224,6 +250,8 @@ enum ClusterEnvelope {
 enum ClusterMessage: Sendable {
     case event(Event)
     case presence(PresenceNotice)
+    /// The Pusher HTTP API's `terminate_connections` for a user, made on one node.
+    case terminate(appID: String, userID: String)
 }
 
 /// A presence join or leave, decided once for the whole cluster by the node where it happened;

@@ -45,6 +45,8 @@ final class ClusterPresence: Sendable {
         /// Recorded in Redis: whether it is the user's first connection in the cluster, and the
         /// cluster's members (one entry per user, with one of its socket ids).
         case joined(first: Bool, members: [(member: PresenceMember, socketID: String)])
+        /// Refused: the channel has its maximum of distinct members and this user is not one.
+        case full
         /// Redis is unreachable: decide with this node's registry.
         case unavailable
     }
@@ -58,12 +60,12 @@ final class ClusterPresence: Sendable {
     }
 
     private enum Operation: Sendable {
-        case join(ChannelKey, socketID: String, member: PresenceMember, reply: @Sendable (JoinOutcome) -> Void)
+        case join(ChannelKey, socketID: String, member: PresenceMember, maxMembers: Int, reply: @Sendable (JoinOutcome) -> Void)
         case leave(ChannelKey, socketID: String, reply: @Sendable (LeaveOutcome) -> Void)
 
         func fail() {
             switch self {
-            case .join(_, _, _, let reply): reply(.unavailable)
+            case .join(_, _, _, _, let reply): reply(.unavailable)
             case .leave(_, _, let reply): reply(.unavailable)
             }
         }
@@ -87,7 +89,7 @@ final class ClusterPresence: Sendable {
     let nodeID: String
     /// The first part of every key (the cluster channel's name).
     let base: String
-    /// How long a node's heartbeat is valid; a node silent for longer is removed.
+    /// A node that stops is removed from presence within this long (see ``expiry()``).
     let ttl: Duration
 
     private let redis: RedisConfiguration
@@ -116,16 +118,19 @@ final class ClusterPresence: Sendable {
 
     // MARK: Called by the router and the registry
 
-    /// Records a presence connection; `reply` is called once, on no particular thread.
-    func join(_ channel: ChannelKey, socketID: String, member: PresenceMember, reply: @escaping @Sendable (JoinOutcome) -> Void) {
-        enqueue(.join(channel, socketID: socketID, member: member, reply: reply), offline: { state in
+    /// Records a presence connection unless the channel has `maxMembers` distinct members (0:
+    /// no limit) and this user is not one of them; `reply` is called once, on no particular
+    /// thread.
+    func join(_ channel: ChannelKey, socketID: String, member: PresenceMember, maxMembers: Int = 0, reply: @escaping @Sendable (JoinOutcome) -> Void) {
+        enqueue(.join(channel, socketID: socketID, member: member, maxMembers: maxMembers, reply: reply), offline: { state in
             state.joinedOffline.insert(Self.userMark(channel, member.key))
         })
     }
 
-    /// Removes a presence connection; `reply` is called once, on no particular thread.
+    /// Removes a presence connection; `reply` is called once, on no particular thread. This
+    /// node's count of `channel` changed with it: it is sent in the same batch, after the leave.
     func leave(_ channel: ChannelKey, socketID: String, reply: @escaping @Sendable (LeaveOutcome) -> Void) {
-        enqueue(.leave(channel, socketID: socketID, reply: reply), offline: { _ in })
+        enqueue(.leave(channel, socketID: socketID, reply: reply), offline: { state in state.dirty.insert(channel) }, dirty: channel)
     }
 
     /// This node's subscriber count of `channel` changed; it is sent (coalesced) soon.
@@ -148,13 +153,14 @@ final class ClusterPresence: Sendable {
         waiter?.resume()
     }
 
-    private func enqueue(_ operation: Operation, offline: (inout State) -> Void) {
+    private func enqueue(_ operation: Operation, offline: (inout State) -> Void, dirty: ChannelKey? = nil) {
         let (queued, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
             guard state.connected, !state.finished else {
                 offline(&state)
                 return (false, nil)
             }
             state.operations.append(operation)
+            if let dirty { state.dirty.insert(dirty) }
             defer { state.waiter = nil }
             return (true, state.waiter)
         }
@@ -307,9 +313,9 @@ final class ClusterPresence: Sendable {
             var commands: [ByteBuffer] = []
             for operation in operations {
                 switch operation {
-                case .join(let channel, let socketID, let member, _):
+                case .join(let channel, let socketID, let member, let maxMembers, _):
                     commands.append(Self.eval(Script.join, keys: [conns(channel), users(channel), nodeChannels(nodeID)], arguments: [
-                        field(socketID), member.key, Self.value(member, socketID: socketID), Self.channelField(channel),
+                        field(socketID), member.key, Self.value(member, socketID: socketID), Self.channelField(channel), String(max(0, maxMembers)),
                     ]))
                 case .leave(let channel, let socketID, _):
                     commands.append(Self.eval(Script.leave, keys: [conns(channel), users(channel)], arguments: [field(socketID)]))
@@ -439,10 +445,14 @@ final class ClusterPresence: Sendable {
 
     private func deliver(_ reply: RESPValue, to operation: Operation) {
         switch operation {
-        case .join(let channel, _, _, let respond):
+        case .join(let channel, _, _, _, let respond):
             guard case .array(let parts) = reply, parts.count == 2, let count = parts[0].int, case .array(let values) = parts[1] else {
                 logger.error("unexpected reply to a presence join", metadata: ["herald.channel": "\(channel)", "redis.reply": "\(reply)"])
                 respond(.unavailable)
+                return
+            }
+            if count < 0 {
+                respond(.full)
                 return
             }
             var seen = Set<String>()
@@ -556,9 +566,13 @@ final class ClusterPresence: Sendable {
     private func users(_ channel: ChannelKey) -> String { "\(base):users:\(Self.channelField(channel))" }
     private func nodeChannels(_ node: String) -> String { "\(base):node:\(node)" }
     private func field(_ socketID: String) -> String { nodeID + "\u{1F}" + socketID }
+    /// When this node's heartbeat runs out: two heartbeat intervals (⅔ of ``ttl``) from now.
+    /// Every node looks for expired ones at each of its heartbeats (every ⅓), so a node that
+    /// stops is removed between ⅓ and the whole of ``ttl`` after it stopped, and a live node
+    /// is removed only if one heartbeat comes more than ⅓ of ``ttl`` late.
     private func expiry() -> String {
         let now = Int64(WallClock.nowMilliseconds)
-        return String(now + Int64(ttl / .milliseconds(1)))
+        return String(now + Int64(ttl / .milliseconds(1)) * 2 / 3)
     }
 
     private static func userMark(_ channel: ChannelKey, _ user: String) -> String { channelField(channel) + "\u{1F}" + user }
@@ -632,9 +646,14 @@ final class ClusterPresence: Sendable {
 
     /// The Lua scripts; each runs atomically in Redis. `\31` is the unit separator (␟).
     enum Script {
-        /// KEYS: conns, users, node's channels. ARGV: field, user, value, channel field.
-        /// Returns `{count of the user's connections after the join (0: already recorded), members}`.
+        /// KEYS: conns, users, node's channels. ARGV: field, user, value, channel field, most
+        /// distinct members (0: no limit). Returns `{count of the user's connections after the
+        /// join (0: already recorded; -1: refused, the channel is full), members}`.
         static let join = """
+            local most = tonumber(ARGV[5])
+            if most > 0 and redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 and redis.call('HLEN', KEYS[2]) >= most then
+              return {-1, {}}
+            end
             local n = 0
             if redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) == 1 then
               n = redis.call('HINCRBY', KEYS[2], ARGV[2], 1)

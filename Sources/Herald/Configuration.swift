@@ -39,6 +39,19 @@ public struct HeraldConfiguration: Sendable {
     /// memory or delay anyone else: Socket.IO connections are closed with 1013, Pusher ones get
     /// `pusher:error` 4100 (reconnect after a backoff).
     public var maxOutboundBytes: Int = 1 << 20
+    /// The kernel send buffer (`SO_SNDBUF`) of every accepted connection, in bytes (Linux
+    /// doubles it for its bookkeeping and caps it at `net.core.wmem_max`). Left alone, Linux
+    /// autotunes it up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default) even for a client
+    /// that stopped reading, so a slow consumer held that much more and took that much longer
+    /// to be cut; bounded, what a connection can hold is about `maxOutboundBytes` plus this.
+    /// It also bounds one connection's throughput to about twice this per round trip (128 KiB:
+    /// ~2.5 MB/s at 100 ms), plenty for events. `0` leaves the kernel's autotuning.
+    public var socketSendBufferBytes: Int = 128 * 1024
+    /// How long a connection cut off as a slow consumer has to take its close frame (1013,
+    /// Pusher 4100), which waits behind everything already queued for it; then it is reset
+    /// (`SO_LINGER` 0), which frees the kernel's buffers at once. Its session leaves every
+    /// channel at the cut, not after this.
+    public var slowConsumerCloseGrace: Duration = .seconds(2)
     /// How private and presence subscriptions are authorized; `nil` refuses them all (403).
     public var authorization: AuthorizationConfiguration?
     /// Most channels one connection may be subscribed to at once.

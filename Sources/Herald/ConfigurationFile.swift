@@ -70,6 +70,8 @@ public struct HeraldConfigurationFile: Sendable {
             }
             if let max = try server.integer("max_payload", in: 1024...Int.max, environment: "MAX_PAYLOAD") { config.maxPayload = max }
             if let max = try server.integer("max_outbound_bytes", in: 4096...Int.max, environment: "MAX_OUTBOUND_BYTES") { config.maxOutboundBytes = max }
+            if let bytes = try server.integer("send_buffer_bytes", in: 0...(1 << 30), environment: "SEND_BUFFER_BYTES") { config.socketSendBufferBytes = bytes }
+            if let d = try server.duration("slow_consumer_grace", minimum: .zero, environment: "SLOW_CONSUMER_GRACE") { config.slowConsumerCloseGrace = d }
             if let max = try server.integer("max_channels_per_connection", in: 1...Int.max, environment: "MAX_CHANNELS") { config.maxChannelsPerConnection = max }
             if let rate = try server.integer("client_events_per_second", in: 1...Int.max) { config.clientEventsPerSecond = rate }
             if let headers = try server.stringMap("headers") { config.extraHeaders = headers }

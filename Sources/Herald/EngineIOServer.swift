@@ -250,8 +250,10 @@ final class EngineIOServer: Sendable {
         var connections: [ObjectIdentifier: PusherSession] = [:]
         /// Open connections per app id (for `maxConnections`).
         var countByApp: [String: Int] = [:]
-        /// Signed-in connections by app id, then user id (for `terminate_connections`).
-        var users: [String: [String: [ObjectIdentifier: PusherSession]]] = [:]
+        /// Signed-in connections by app id, then user id (for `terminate_connections`). User ids
+        /// are told apart by their bytes, as the app's signatures do (`"Kate"` and
+        /// `"\u{212A}ate"` are two users).
+        var users: [String: [ChannelNameSet.ExactName: [ObjectIdentifier: PusherSession]]] = [:]
 
         mutating func add(_ session: PusherSession) {
             guard connections.updateValue(session, forKey: ObjectIdentifier(session)) == nil else { return }
@@ -266,8 +268,9 @@ final class EngineIOServer: Sendable {
 
         mutating func removeUser(_ session: PusherSession, appID: String, userID: String) {
             let id = ObjectIdentifier(session)
-            guard users[appID]?[userID]?.removeValue(forKey: id) != nil else { return }
-            if users[appID]?[userID]?.isEmpty == true { users[appID]?[userID] = nil }
+            let user = ChannelNameSet.ExactName(name: userID)
+            guard users[appID]?[user]?.removeValue(forKey: id) != nil else { return }
+            if users[appID]?[user]?.isEmpty == true { users[appID]?[user] = nil }
             if users[appID]?.isEmpty == true { users[appID] = nil }
         }
     }
@@ -291,14 +294,14 @@ final class EngineIOServer: Sendable {
             let id = ObjectIdentifier(session)
             if let previous { table.removeUser(session, appID: appID, userID: previous) }
             guard table.connections[id] != nil else { return }
-            table.users[appID, default: [:]][userID, default: [:]][id] = session
+            table.users[appID, default: [:]][ChannelNameSet.ExactName(name: userID), default: [:]][id] = session
         }
     }
 
     /// The open connections signed in as `userID` to app `appID`.
     func pusherUserConnections(appID: String, userID: String) -> [PusherSession] {
         pusherConnections.withLock { table in
-            table.users[appID]?[userID].map { Array($0.values) } ?? []
+            table.users[appID]?[ChannelNameSet.ExactName(name: userID)].map { Array($0.values) } ?? []
         }
     }
 

@@ -74,16 +74,19 @@ public actor EngineSession: Recipient {
     private var outbound = OutboundCoalescer()
     /// The Socket.IO socket id once the client joined `/` (what Laravel's `X-Socket-ID` holds).
     private(set) var socketID: String?
-    private var channels: Set<String> = []
+    /// Subscribed channels. Byte-exact sets (see ``ChannelNameSet``): a `Set<String>` took
+    /// `private-user.\u{212A}ate` for `private-user.Kate`, so a socket on one twin could not
+    /// subscribe to the other.
+    private var channels = ChannelNameSet()
     /// Private/presence channels whose auth call is in flight.
-    private var authorizing: Set<String> = []
+    private var authorizing = ChannelNameSet()
     /// Presence channels this socket is a member of.
-    private var presenceChannels: Set<String> = []
+    private var presenceChannels = ChannelNameSet()
     /// Presence channels whose member list is on its way (a cluster asks Redis), with the
     /// presence notices that arrived meanwhile (sent after the list unless it told the same).
-    private var pendingPresence: [String: [EncodedBroadcast]] = [:]
+    private var pendingPresence: [ChannelNameSet.ExactName: [EncodedBroadcast]] = [:]
     /// Missed-message recovery: the channels whose subscription opted in (RECOVERY.md).
-    private var recoveries: [String: RecoveryState] = [:]
+    private var recoveries: [ChannelNameSet.ExactName: RecoveryState] = [:]
     private let handshake: HandshakeInfo
     /// Client-event rate limit: a token bucket refilled at `clientEventsPerSecond`.
     private var clientEventLimit: TokenBucket
@@ -194,26 +197,28 @@ public actor EngineSession: Recipient {
     // MARK: Fan-out (called by the router on this loop)
 
     nonisolated func deliver(_ broadcast: EncodedBroadcast) -> Bool {
-        assumeIsolated { $0.enqueue(broadcast) }
+        eventLoop.assertInEventLoop()
+        return callIsolatedOnLoop(broadcast) { session, broadcast in session.enqueue(broadcast) }
     }
 
     nonisolated func flushDeliveries() {
-        assumeIsolated { $0.flush() }
+        eventLoop.assertInEventLoop()
+        callIsolatedOnLoop(()) { session, _ in session.flush() }
     }
 
     /// Queues a broadcast unless this socket is excluded or not yet joined. Returns true when
     /// the session just became dirty (needs a ``flush()``).
     func enqueue(_ broadcast: EncodedBroadcast) -> Bool {
         guard !closed, let socketID, socketID != broadcast.excludedSocketID else { return false }
-        if broadcast.presence != nil, !pendingPresence.isEmpty, let mark = broadcast.presence, pendingPresence[mark.channel] != nil {
-            pendingPresence[mark.channel]?.append(broadcast)
+        if broadcast.presence != nil, !pendingPresence.isEmpty, let mark = broadcast.presence, pendingPresence[ChannelNameSet.ExactName(name: mark.channel)] != nil {
+            pendingPresence[ChannelNameSet.ExactName(name: mark.channel)]?.append(broadcast)
             return false
         }
         // Missed-message recovery: a subscription that opted in gets the offset form.
         var recoverable: RecoverableEvent? = nil
         // (Checked without binding first: sockets that did not opt in pay a nil check and, while
         // history is on, a count.)
-        if broadcast.recoverable != nil, !recoveries.isEmpty, let candidate = broadcast.recoverable, let state = recoveries[candidate.channel] {
+        if broadcast.recoverable != nil, !recoveries.isEmpty, let candidate = broadcast.recoverable, let state = recoveries[ChannelNameSet.ExactName(name: candidate.channel)] {
             guard case .position(let position) = state, candidate.offset > position else { return false }  // replayed
             recoverable = candidate
         }
@@ -682,12 +687,12 @@ public actor EngineSession: Recipient {
             return
         }
         presenceChannels.insert(channel)
-        pendingPresence[channel] = []
+        pendingPresence[ChannelNameSet.ExactName(name: channel)] = []
         // At once on one node; in a cluster once Redis answered (on this loop).
         server.router.joinPresence(self, socketID: socketID, channel: ChannelKey(shared: channel), member: member) { [self] members in
             // Called on this session's loop (the router hops there), hence no `await`.
             assumeIsolated { session in
-                let held = session.pendingPresence.removeValue(forKey: channel) ?? []
+                let held = session.pendingPresence.removeValue(forKey: ChannelNameSet.ExactName(name: channel)) ?? []
                 guard !session.closed, session.presenceChannels.contains(channel) else { return }
                 var list = ByteBuffer()
                 JSONValue.array(members.map { $0.member.json(socketID: $0.socketID) }).write(into: &list)
@@ -706,8 +711,7 @@ public actor EngineSession: Recipient {
 
     private func unsubscribe(_ channel: String) {
         authorizing.remove(channel)
-        // The name as subscribed: the set matches canonically equivalent names, the registry
-        // only the same bytes (see `ChannelKey`), so leave with the stored name.
+        // Byte-exact, as the registry (see `ChannelKey`): leaving one Unicode twin keeps the other.
         guard let channel = channels.remove(channel) else { return }
         if presenceChannels.contains(channel) {
             leavePresence(channel)
@@ -718,7 +722,7 @@ public actor EngineSession: Recipient {
     }
 
     private func leavePresence(_ channel: String) {
-        pendingPresence[channel] = nil
+        pendingPresence[ChannelNameSet.ExactName(name: channel)] = nil
         guard presenceChannels.remove(channel) != nil, let socketID else { return }
         server.router.leavePresence(self, socketID: socketID, channel: ChannelKey(shared: channel))
     }
@@ -739,18 +743,27 @@ public actor EngineSession: Recipient {
             logger.info("client event refused: only private and presence channels take client events", metadata: ["herald.channel": "\(channel)"])
             return
         }
-        // Byte-exact membership (see `ChannelKey`): a member of `private-user.\u{212A}ate` is
+        // Byte-exact membership (``ChannelNameSet``): a member of `private-user.\u{212A}ate` is
         // not one of `private-user.Kate`, though the two Strings compare equal.
-        guard let index = channels.firstIndex(of: channel), channels[index].utf8.elementsEqual(channel.utf8) else {
+        guard channels.contains(channel) else {
             logger.info("client event refused: the sender is not subscribed", metadata: ["herald.channel": "\(channel)"])
+            return
+        }
+        var data = ByteBuffer()
+        (argument["data"] ?? .null).write(into: &data)
+        // The shared channels are also the first Pusher app's, and a Pusher client must never
+        // receive a client event over its app's limit (Pusher: 10 KB): refused here, as that
+        // app's own connections are refused (4301), rather than delivered to some members only.
+        if let limit = server.configuration.pusherApps.first?.maxEventPayloadBytes, data.readableBytes > limit {
+            logger.info("client event refused: payload over the first Pusher app's limit", metadata: [
+                "herald.channel": "\(channel)", "herald.bytes": "\(data.readableBytes)", "herald.limit": "\(limit)",
+            ])
             return
         }
         guard clientEventLimit.take() else {
             logRefusal("client event refused: rate limit", metadata: ["herald.channel": "\(channel)", "herald.limit_per_second": "\(Int(clientEventLimit.rate))"])
             return
         }
-        var data = ByteBuffer()
-        (argument["data"] ?? .null).write(into: &data)
         var whisper = Event(channel: channel, name: event, data: data, excludedSocketID: socketID, source: .client)
         // On presence channels the sender's user id goes along (Pusher clients get it as
         // `user_id`; the client_event webhook, recorded by the router after the plugins, too).
@@ -793,17 +806,18 @@ public actor EngineSession: Recipient {
 
     // MARK: Closing
 
-    /// The client stopped reading: more than `maxOutboundBytes` wait for it. Close now (what is
-    /// queued is dropped; a close handshake would wait behind it) so it holds no memory and
-    /// delays no one else.
+    /// The client stopped reading: more than `maxOutboundBytes` wait for it. The session closes
+    /// now — it leaves every channel and presence, and nothing more is queued for it — so it
+    /// delays no one else; the connection gets close 1013 behind what is already queued, and is
+    /// reset if it has not taken it within `slowConsumerCloseGrace` (see ``SlowConsumerClose``).
     private func disconnectSlowConsumer(_ channel: any Channel) {
         logger.warning("slow consumer: outbound buffer over the limit; disconnecting", metadata: [
             "herald.limit_bytes": "\(server.configuration.maxOutboundBytes)",
         ])
         server.countSlowConsumer()
         close(reason: "slow consumer", notifyClient: false)
-        channel.writeAndFlush(WebSocketFraming.closeFrame(code: 1013, reason: "slow consumer"), promise: nil)
-        channel.close(promise: nil)
+        SlowConsumerClose.close(channel, frames: [WebSocketFraming.closeFrame(code: 1013, reason: "slow consumer")],
+                                grace: server.configuration.slowConsumerCloseGrace.timeAmount)
     }
 
     /// Closes the session: leaves every channel, tells the client when it can still hear it,
@@ -933,14 +947,14 @@ extension EngineSession {
     fileprivate func noteRecoveryRequest(_ channel: String, _ argument: JSONValue) {
         guard server.router.history != nil, !channels.contains(channel) else { return }
         guard let request = RecoveryRequest(argument[RecoveryRequest.field]) else {
-            if !recoveries.isEmpty { recoveries[channel] = nil }
+            if !recoveries.isEmpty { recoveries[ChannelNameSet.ExactName(name: channel)] = nil }
             return
         }
         // Requests of refused or abandoned subscriptions must not pile up.
         if recoveries.count >= server.configuration.maxChannelsPerConnection {
-            recoveries = recoveries.filter { channels.contains($0.key) || authorizing.contains($0.key) }
+            recoveries = recoveries.filter { channels.contains($0.key.name) || authorizing.contains($0.key.name) }
         }
-        recoveries[channel] = .pending(request)
+        recoveries[ChannelNameSet.ExactName(name: channel)] = .pending(request)
     }
 
     /// The subscription to `channel` was admitted (the socket is in the registry): when it
@@ -950,12 +964,12 @@ extension EngineSession {
     /// those recorded before the replay are skipped when they arrive (``enqueue(_:)``).
     fileprivate func recoverMissed(_ channel: String) {
         guard let history = server.router.history, !recoveries.isEmpty else { return }
-        guard case .pending(let request)? = recoveries[channel], channels.contains(channel), !closed else {
-            recoveries[channel] = nil
+        guard case .pending(let request)? = recoveries[ChannelNameSet.ExactName(name: channel)], channels.contains(channel), !closed else {
+            recoveries[ChannelNameSet.ExactName(name: channel)] = nil
             return
         }
         let recovery = history.recover(ChannelKey(shared: channel), request: request, socketID: socketID)
-        recoveries[channel] = .position(recovery.offset)
+        recoveries[ChannelNameSet.ExactName(name: channel)] = .position(recovery.offset)
         var packets = recovery.events.map { RecoveryWire.socketIOEvent($0, channel: channel) }
         packets.append(RecoveryWire.socketIONotice(channel: channel, recovery))
         logger.debug("recovery", metadata: [

@@ -17,8 +17,16 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var rejected = false
+    /// The 413 of a refused request: the connection closes once it is written and the request
+    /// is read to its end, or at ``lingerDeadline`` (see ``reject(context:head:)``).
+    private var refusalWritten: EventLoopFuture<Void>?
+    private var lingerDeadline: Scheduled<Void>?
     /// The session whose poll this connection may be holding.
     private var heldBy: EngineSession?
+
+    /// How long the rest of a refused request (or WebSocket frame) is read and discarded
+    /// before the connection is closed anyway.
+    static let lingerTime = TimeAmount.seconds(2)
 
     init(engine: EngineIOServer, endpoints: HTTPEndpoints) {
         self.engine = engine
@@ -28,6 +36,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            guard refusalWritten == nil else { return }  // closing after a 413
             self.head = head
             self.body.clear()
             self.rejected = false
@@ -42,6 +51,12 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             body.writeBuffer(&chunk)
         case .end:
+            if rejected, let written = refusalWritten {
+                // The refused request is read to its end: closing now cannot reset the 413.
+                let channel = context.channel
+                written.whenComplete { _ in channel.close(promise: nil) }
+                return
+            }
             guard !rejected, let head else { return }
             self.head = nil
             route(context: context, head: head, body: body)
@@ -49,11 +64,48 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Answers a request whose body is over `maxPayload` with 413 in the error form of the API
+    /// it is for (routed as ``route(context:head:body:)`` would): Engine.IO's
+    /// `{"code":3,"message":"Payload too large"}`, Pusher's `{"error":"…","code":413}`,
+    /// laravel-echo-server's `{"error":"…"}` (also for any other path, as its 404). Then the
+    /// connection closes — not at once: closing with the rest of the body unread makes the
+    /// kernel send a TCP reset, which can reach the client before the 413 and destroy it. The
+    /// rest is read and discarded up to the request's end, for at most ``lingerTime``.
     private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
         rejected = true
-        engine.logger.info("request body over the limit", metadata: ["herald.limit": "\(engine.configuration.maxPayload)", "herald.path": "\(EngineIOServer.path(head.uri))"])
-        let responder = PollResponder(channel: context.channel, headers: engine.corsHeaders(for: head.headers), keepAlive: false)
-        responder.respond(error: .payloadTooLarge)
+        let path = EngineIOServer.path(head.uri)
+        let limit = engine.configuration.maxPayload
+        engine.logger.info("request body over the limit", metadata: ["herald.limit": "\(limit)", "herald.path": "\(path)"])
+        let message = "Request body over the limit of \(limit) bytes"
+        var headers: HTTPHeaders
+        let contentType: String
+        let body: ByteBuffer
+        if engine.isEndpoint(path) {
+            headers = engine.corsHeaders(for: head.headers)
+            contentType = "application/json"
+            body = ByteBuffer(string: EngineIOError.payloadTooLarge.jsonBody)
+        } else if let pusher = endpoints.pusherAPI, pusher.handles(head) {
+            headers = ["X-Request-Id": Self.requestID(head.headers)]
+            contentType = "application/json"
+            body = PusherHTTPAPIError.payloadTooLarge(message).body
+        } else {
+            headers = endpoints.api?.responseHeaders ?? HTTPHeaders()
+            if let api = endpoints.api, api.handles(path) {
+                headers.replaceOrAdd(name: "X-Request-Id", value: Self.requestID(head.headers))
+            }
+            contentType = "application/json; charset=utf-8"
+            body = EchoHTTPAPI.error(.payloadTooLarge, message).1
+        }
+        var response = HTTPResponseHead(version: .http1_1, status: .payloadTooLarge, headers: headers)
+        response.headers.replaceOrAdd(name: "Content-Type", value: contentType)
+        response.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
+        response.headers.replaceOrAdd(name: "Cache-Control", value: "no-store")
+        response.headers.replaceOrAdd(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        refusalWritten = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        let channel = context.channel
+        lingerDeadline = context.eventLoop.scheduleTask(in: Self.lingerTime) { channel.close(promise: nil) }
     }
 
     private func route(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
@@ -110,6 +162,7 @@ final class HTTPRequestHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        lingerDeadline?.cancel()
         if let session = heldBy {
             let channel = context.channel
             session.onLoop { $0.pollConnectionClosed(channel) }
@@ -167,14 +220,20 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
 
     private let session: any WebSocketSession
     private let logger: Logger
+    /// The largest frame (and message) taken, for the 1009 close reason.
+    private let maxPayload: Int
     private var closing = false
+    /// After a bad frame: closes the connection if the peer has not by then.
+    private var lingerDeadline: Scheduled<Void>?
 
-    init(session: any WebSocketSession, logger: Logger) {
+    init(session: any WebSocketSession, logger: Logger, maxPayload: Int) {
         self.session = session
         self.logger = logger
+        self.maxPayload = maxPayload
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }  // a close frame is out: nothing more is taken
         let frame = unwrapInboundIn(data)
         let channel = context.channel
         switch frame.opcode {
@@ -202,22 +261,52 @@ final class EngineWebSocketHandler: ChannelInboundHandler {
         }
     }
 
+    /// Refuses the connection after a bad frame: the close frame with `code` and `reason`, then
+    /// the output half-closed. The input stays open and is discarded — the rest of an oversized
+    /// frame, the peer's close frame — until the peer closes or ``HTTPRequestHandler/lingerTime``
+    /// passes: closing with unread input makes the kernel answer with a TCP reset, which can
+    /// reach the client before the close frame and destroy it (the client saw a reset, not 1009).
+    private func refuse(context: ChannelHandlerContext, code: UInt16, reason: String) {
+        guard !closing else { return }
+        closing = true
+        let channel = context.channel
+        lingerDeadline = context.eventLoop.scheduleTask(in: HTTPRequestHandler.lingerTime) { channel.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(WebSocketFraming.closeFrame(code: code, reason: reason))).whenComplete { _ in
+            channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
+        }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        lingerDeadline?.cancel()
         let channel = context.channel
         session.webSocketDidClose(channel)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Garbage frames: 1009 for an oversized frame, 1002 for any other protocol violation.
-        if let wsError = error as? NIOWebSocketError {
-            let code: UInt16 = wsError == .invalidFrameLength ? 1009 : 1002
-            logger.info("bad WebSocket frame; closing", metadata: ["error": "\(wsError)", "herald.close_code": "\(code)"])
-            close(context: context, code: code)
-        } else {
+        // Closing: what still arrives is the rest of a refused frame (the decoder, in its error
+        // state, reports every further read as an error), read only to be discarded.
+        guard !closing else { return }
+        // Garbage frames: 1009 for a frame or message over the limit, 1002 for any other
+        // protocol violation (the decoder's and the fragment aggregator's).
+        let tooBig = "Message over \(maxPayload) bytes"
+        let (code, reason): (UInt16, String)
+        switch error {
+        case NIOWebSocketError.invalidFrameLength as NIOWebSocketError:
+            (code, reason) = (1009, tooBig)
+        case NIOWebSocketFrameAggregator.Error.accumulatedFrameSizeIsTooLarge as NIOWebSocketFrameAggregator.Error:
+            (code, reason) = (1009, tooBig)
+        case NIOWebSocketFrameAggregator.Error.tooManyFragments as NIOWebSocketFrameAggregator.Error:
+            (code, reason) = (1009, "Message in too many fragments")
+        case is NIOWebSocketError, is NIOWebSocketFrameAggregator.Error:
+            (code, reason) = (1002, "Invalid frame")
+        default:
             logger.debug("WebSocket connection error", metadata: ["error": "\(error)"])
             context.close(promise: nil)
+            return
         }
+        logger.info("bad WebSocket frame; closing", metadata: ["error": "\(error)", "herald.close_code": "\(code)"])
+        refuse(context: context, code: code, reason: reason)
     }
 }
 
@@ -268,7 +357,7 @@ struct EngineWebSocketUpgrader: HTTPServerProtocolUpgrader, Sendable {
                 maxAccumulatedFrameSize: maxPayload
             ))
             let session = engine.attachWebSocket(channel, target: target)
-            try sync.addHandler(EngineWebSocketHandler(session: session, logger: engine.logger))
+            try sync.addHandler(EngineWebSocketHandler(session: session, logger: engine.logger, maxPayload: maxPayload))
             if case .pusher = target, let pusher = session as? PusherSession {
                 pusher.assumeIsolated { $0.start() }
             }

@@ -95,3 +95,19 @@ struct LazyPacketQueue {
         storage = nil
     }
 }
+
+extension Actor {
+    /// Calls `body` isolated to this actor, for code that runs on the actor's executor by
+    /// construction: the router's fan-out, on the session's event loop (callers assert it).
+    ///
+    /// `assumeIsolated` costs three heap allocations per recipient on the fan-out path
+    /// (measured with the malloc counters of `Benchmarks/Micro`: 30,018 per event to 10k
+    /// sessions). This is what it does inside — reinterpret the isolated function as a plain
+    /// one, which `isolated` allows because it does not change the calling convention — minus
+    /// its runtime executor check and the escaping wrapper: `body` must capture nothing (its
+    /// input comes as `argument`), so it has no context to box and the call allocates nothing.
+    @inline(__always)
+    nonisolated func callIsolatedOnLoop<A, R>(_ argument: A, _ body: @escaping (isolated Self, A) -> R) -> R {
+        unsafeBitCast(body, to: ((Self, A) -> R).self)(self, argument)
+    }
+}

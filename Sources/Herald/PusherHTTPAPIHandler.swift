@@ -170,6 +170,8 @@ struct PusherHTTPAPIHandler: Sendable {
         case (.POST, "users") where resource.count == 3 && resource[2] == "terminate_connections":
             let userID = resource[1]
             let closed = engine.terminatePusherUser(appID: app.id, userID: userID)
+            // And on the other nodes of a cluster.
+            router.cluster?.sendTerminate(appID: app.id, userID: userID)
             logger.info("Pusher user's connections terminated by the app", metadata: ["herald.pusher.user": "\(userID)", "herald.connections": "\(closed)"])
             return .now(.ok, ByteBuffer(string: "{}"))
         default:

@@ -29,10 +29,13 @@ actor PusherSession: Recipient, WebSocketSession {
         eventLoop.executor.asUnownedSerialExecutor()
     }
 
-    /// Subscribed channels, by name (within ``namespace``).
-    private var channels: Set<String> = []
+    /// Subscribed channels, by name (within ``namespace``). Byte-exact (``ChannelNameSet``):
+    /// the names are valid Pusher names (ASCII), but a `Set<String>` also matched their
+    /// canonical twins (`private-\u{212A}x` for `private-Kx`, U+037E for `;`), so unsubscribing
+    /// a twin left the stored channel. `presence` is keyed by names taken from this set.
+    private var channels = ChannelNameSet()
     /// Channels whose subscription the plugins are deciding (see "Plugin hooks" below).
-    private var authorizing: Set<String> = []
+    private var authorizing = ChannelNameSet()
     /// The peer's address, kept only when plugin hooks take it.
     private var remoteAddress: String?
     /// The connection observers' notice of this connection's opening; `nil` when none observe.
@@ -40,9 +43,9 @@ actor PusherSession: Recipient, WebSocketSession {
     private var presence: [String: PresenceMember] = [:]
     /// Presence channels whose member list is on its way (a cluster asks Redis), with the
     /// presence notices that arrived meanwhile (sent after the list unless it told the same).
-    private var pendingPresence: [String: [EncodedBroadcast]] = [:]
+    private var pendingPresence: [ChannelNameSet.ExactName: [EncodedBroadcast]] = [:]
     /// Missed-message recovery: the channels whose subscription opted in (RECOVERY.md).
-    private var recoveries: [String: RecoveryState] = [:]
+    private var recoveries: [ChannelNameSet.ExactName: RecoveryState] = [:]
     private var closed = false
     private var needsFlush = false
     /// Frames of the current loop turn, written as one at ``flushDeliveries()``.
@@ -154,18 +157,19 @@ actor PusherSession: Recipient, WebSocketSession {
     // MARK: Fan-out
 
     nonisolated func deliver(_ broadcast: EncodedBroadcast) -> Bool {
-        assumeIsolated { session in
+        eventLoop.assertInEventLoop()
+        return callIsolatedOnLoop(broadcast) { session, broadcast in
             guard !session.closed, var frame = broadcast.pusherFrame,
                   broadcast.excludedSocketID != session.socketID else { return false }
-            if broadcast.presence != nil, !session.pendingPresence.isEmpty, let mark = broadcast.presence, session.pendingPresence[mark.channel] != nil {
-                session.pendingPresence[mark.channel]?.append(broadcast)
+            if broadcast.presence != nil, !session.pendingPresence.isEmpty, let mark = broadcast.presence, session.pendingPresence[ChannelNameSet.ExactName(name: mark.channel)] != nil {
+                session.pendingPresence[ChannelNameSet.ExactName(name: mark.channel)]?.append(broadcast)
                 return false
             }
             // Missed-message recovery: a subscription that opted in gets the offset form.
             // (Checked without binding first: connections that did not opt in pay a nil check and, while
             // history is on, a count.)
             if broadcast.recoverable != nil, !session.recoveries.isEmpty, let recoverable = broadcast.recoverable,
-               let state = session.recoveries[recoverable.channel] {
+               let state = session.recoveries[ChannelNameSet.ExactName(name: recoverable.channel)] {
                 guard case .position(let position) = state, recoverable.offset > position else { return false }  // replayed
                 frame = recoverable.pusherFrame
             }
@@ -183,7 +187,8 @@ actor PusherSession: Recipient, WebSocketSession {
     }
 
     nonisolated func flushDeliveries() {
-        assumeIsolated { session in
+        eventLoop.assertInEventLoop()
+        callIsolatedOnLoop(()) { session, _ in
             guard session.needsFlush else { return }
             session.needsFlush = false
             if let bytes = session.outbound.take() { session.channel.writeAndFlush(bytes, promise: nil) }
@@ -273,7 +278,7 @@ actor PusherSession: Recipient, WebSocketSession {
             return
         }
         let previous = userID
-        if let previous, previous != user.id {
+        if let previous, !previous.utf8.elementsEqual(user.id.utf8) {  // bytes: "\u{212A}ate" is not "Kate"
             // Signed in again as someone else: the former user's channel is no longer theirs.
             let ownChannel = PusherChannelName.serverToUserPrefix + previous
             if channels.contains(ownChannel) { unsubscribe(ownChannel) }
@@ -357,7 +362,8 @@ actor PusherSession: Recipient, WebSocketSession {
         case .serverToUser:
             // Only for the connection signed in as that user; no signature needed (pusher-js
             // sends auth "").
-            guard let owner = parsed.serverToUserID, let userID, owner == userID else {
+            // Byte-exact: `String ==` would give `#server-to-user-Kate` to the user "\u{212A}ate".
+            guard let owner = parsed.serverToUserID, let userID, owner.utf8.elementsEqual(userID.utf8) else {
                 logger.info("Pusher subscription refused: server-to-user channel of another user", metadata: ["herald.channel": "\(name)"])
                 subscriptionError(name, status: 401, error: "The connection is unauthorized.")
                 return
@@ -395,11 +401,21 @@ actor PusherSession: Recipient, WebSocketSession {
             return
         }
         presence[channel] = member
-        pendingPresence[channel] = []
-        server.router.joinPresence(self, socketID: socketID, channel: key(channel), member: member) { [self] members in
+        pendingPresence[ChannelNameSet.ExactName(name: channel)] = []
+        // In a cluster Redis checks the member limit for the whole cluster (`admit` checked this
+        // node's members already).
+        let onFull: @Sendable () -> Void = { [self] in
+            assumeIsolated { session in
+                session.pendingPresence[ChannelNameSet.ExactName(name: channel)] = nil
+                guard !session.closed, session.presence.removeValue(forKey: channel) != nil else { return }
+                session.channels.remove(channel)
+                session.subscriptionError(channel, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
+            }
+        }
+        server.router.joinPresence(self, socketID: socketID, channel: key(channel), member: member, maxMembers: app?.maxPresenceMembers ?? 0, onFull: onFull) { [self] members in
             // Called on this session's loop (the router hops there), hence no `await`.
             assumeIsolated { session in
-                let held = session.pendingPresence.removeValue(forKey: channel) ?? []
+                let held = session.pendingPresence.removeValue(forKey: ChannelNameSet.ExactName(name: channel)) ?? []
                 guard !session.closed, session.presence[channel] != nil else { return }
                 session.write(PusherMessage.presenceSubscriptionSucceeded(channel: channel, members: members.map(\.member.pusherMember)))
                 if let cache { session.replayCache(channel, parsed: cache.parsed, app: cache.app) }
@@ -415,8 +431,8 @@ actor PusherSession: Recipient, WebSocketSession {
 
     private func unsubscribe(_ channel: String) {
         authorizing.remove(channel)
-        // The name as subscribed: the set matches canonically equivalent names (U+212A for
-        // "K"), the registry only the same bytes (see `ChannelKey`), so leave with the stored name.
+        // Byte-exact, as the registry (see `ChannelKey`): a twin's name (U+212A for "K") is
+        // not a subscribed channel's.
         guard let channel = channels.remove(channel) else { return }
         if presence[channel] != nil {
             leavePresence(channel)
@@ -426,7 +442,7 @@ actor PusherSession: Recipient, WebSocketSession {
     }
 
     private func leavePresence(_ channel: String) {
-        pendingPresence[channel] = nil
+        pendingPresence[ChannelNameSet.ExactName(name: channel)] = nil
         guard presence.removeValue(forKey: channel) != nil else { return }
         server.router.leavePresence(self, socketID: socketID, channel: key(channel))
     }
@@ -438,9 +454,8 @@ actor PusherSession: Recipient, WebSocketSession {
             sendError(code: 4301, message: "Client events are not enabled for this app", channel: message.channel)
             return
         }
-        // Byte-exact membership (see `ChannelKey`): `private-\u{212A}x` is not `private-Kx`.
-        guard let channel = message.channel, let index = channels.firstIndex(of: channel),
-              channels[index].utf8.elementsEqual(channel.utf8) else {
+        // Byte-exact membership (``ChannelNameSet``): `private-\u{212A}x` is not `private-Kx`.
+        guard let channel = message.channel, channels.contains(channel) else {
             sendError(code: 4301, message: "Client event rejected: not subscribed to the channel", channel: message.channel)
             return
         }
@@ -485,8 +500,11 @@ actor PusherSession: Recipient, WebSocketSession {
         }
     }
 
-    /// The client stopped reading (more than `maxOutboundBytes` wait): 4100, closed at once —
-    /// a close handshake would wait behind the queued bytes.
+    /// The client stopped reading (more than `maxOutboundBytes` wait). The session closes now —
+    /// it leaves every channel and presence, and nothing more is queued for it — so it delays
+    /// no one else; the connection gets `pusher:error` and close 4100 behind what is already
+    /// queued, and is reset if it has not taken them within `slowConsumerCloseGrace` (see
+    /// ``SlowConsumerClose``).
     private func disconnectSlowConsumer() {
         guard !closed else { return }
         logger.warning("slow consumer: outbound buffer over the limit; disconnecting", metadata: [
@@ -495,9 +513,11 @@ actor PusherSession: Recipient, WebSocketSession {
         server.countSlowConsumer()
         closed = true
         cleanUp()
-        channel.write(WebSocketFraming.frame(opcode: .text, payload: PusherMessage.error(code: PusherErrorCode.overCapacity.rawValue, message: "Slow consumer: too much data waiting")), promise: nil)
-        channel.writeAndFlush(WebSocketFraming.closeFrame(code: UInt16(PusherErrorCode.overCapacity.rawValue), reason: "slow consumer"), promise: nil)
-        channel.close(promise: nil)
+        let code = PusherErrorCode.overCapacity.rawValue
+        SlowConsumerClose.close(channel, frames: [
+            WebSocketFraming.frame(opcode: .text, payload: PusherMessage.error(code: code, message: "Slow consumer: too much data waiting")),
+            WebSocketFraming.closeFrame(code: UInt16(code), reason: "slow consumer"),
+        ], grace: server.configuration.slowConsumerCloseGrace.timeAmount)
     }
 
     private func cleanUp() {
@@ -601,14 +621,14 @@ extension PusherSession {
     fileprivate func noteRecoveryRequest(_ channel: String, _ message: PusherMessage) {
         guard server.router.history != nil, !channels.contains(channel) else { return }
         guard let request = RecoveryRequest((try? message.dataValue())?[RecoveryRequest.field]) else {
-            if !recoveries.isEmpty { recoveries[channel] = nil }
+            if !recoveries.isEmpty { recoveries[ChannelNameSet.ExactName(name: channel)] = nil }
             return
         }
         // Requests of refused or abandoned subscriptions must not pile up.
         if recoveries.count >= server.configuration.maxChannelsPerConnection {
-            recoveries = recoveries.filter { channels.contains($0.key) || authorizing.contains($0.key) }
+            recoveries = recoveries.filter { channels.contains($0.key.name) || authorizing.contains($0.key.name) }
         }
-        recoveries[channel] = .pending(request)
+        recoveries[ChannelNameSet.ExactName(name: channel)] = .pending(request)
     }
 
     /// The subscription to `name` succeeded (`subscription_succeeded` and a cache channel's
@@ -620,12 +640,12 @@ extension PusherSession {
     /// the history, so they are in it, in order, exactly once.
     fileprivate func recoverMissed(_ name: String) {
         guard let history = server.router.history, !recoveries.isEmpty else { return }
-        guard case .pending(let request)? = recoveries[name], channels.contains(name), !closed else {
-            recoveries[name] = nil
+        guard case .pending(let request)? = recoveries[ChannelNameSet.ExactName(name: name)], channels.contains(name), !closed else {
+            recoveries[ChannelNameSet.ExactName(name: name)] = nil
             return
         }
         let recovery = history.recover(key(name), request: request, socketID: socketID)
-        recoveries[name] = .position(recovery.offset)
+        recoveries[ChannelNameSet.ExactName(name: name)] = .position(recovery.offset)
         logger.debug("recovery", metadata: [
             "herald.channel": "\(name)", "herald.recovered": "\(recovery.recovered)", "herald.replayed": "\(recovery.events.count)",
         ])

@@ -137,6 +137,7 @@ public final class Relay: Service, Sendable {
         let endpoints = HTTPEndpoints(isReady: { [self] in self.isReady }, api: api, pusherAPI: pusherAPI, metrics: metricsEndpoint, status: status)
         let tls = try configuration.tls.map { files throws(TLSSetupError) in try ServerTLS(files: files) }
         serverTLS.withLock { $0 = tls }
+        let sendBuffer = min(max(0, configuration.socketSendBufferBytes), Int(Int32.max))
         let serverChannel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -152,6 +153,12 @@ public final class Relay: Service, Sendable {
             ))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // A bounded kernel send buffer (`socketSendBufferBytes`; 0 keeps autotuning):
+                    // else Linux lets a client that stopped reading hold up to 4 MiB more, and
+                    // NIO's buffer — the slow-consumer check — fills only after that.
+                    if sendBuffer > 0 {
+                        try channel.syncOptions?.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(sendBuffer))
+                    }
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
                     }
@@ -243,7 +250,9 @@ public final class Relay: Service, Sendable {
     private func ingest(from subscriber: RedisSubscriber) async {
         let prefix = configuration.keyPrefix
         for await message in subscriber.messages {
-            if let cluster, cluster.consume(message, router: router) { continue }
+            if let cluster, cluster.consume(message, router: router, terminate: { [engine] app, user in
+                _ = engine.terminatePusherUser(appID: app, userID: user)
+            }) { continue }
             var channel = message.channel
             // By bytes, as Redis compares them (String comparison would equate canonically
             // equivalent spellings and count characters, not bytes).

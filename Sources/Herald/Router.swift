@@ -257,8 +257,13 @@ public actor Router {
     /// session's event loop once it answered, with the whole cluster's members; a first join is
     /// announced here, on the other nodes and to the webhooks. While Redis is unreachable this
     /// node's registry decides, and the join is announced here only.
+    ///
+    /// With `maxMembers` (> 0) a cluster refuses a user who would be one distinct member too
+    /// many in the whole cluster: the session leaves the channel again, silently, and `onFull`
+    /// runs on its loop instead of `reply` (on one node the caller checks before joining).
     nonisolated func joinPresence(
-        _ session: any Recipient, socketID: String, channel: ChannelKey, member: PresenceMember,
+        _ session: any Recipient, socketID: String, channel: ChannelKey, member: PresenceMember, maxMembers: Int = 0,
+        onFull: (@Sendable () -> Void)? = nil,
         reply: @escaping @Sendable ([(member: PresenceMember, socketID: String)]) -> Void
     ) {
         let (first, members, audience) = registry.joinPresence(session, socketID: socketID, channel: channel, member: member)
@@ -267,7 +272,7 @@ public actor Router {
             if first { announcePresence(channel: channel.name, member: member, joined: true, socketID: socketID, to: audience) }
             return
         }
-        presence.join(channel, socketID: socketID, member: member) { [self] outcome in
+        presence.join(channel, socketID: socketID, member: member, maxMembers: maxMembers) { [self] outcome in
             session.eventLoop.execute { [self] in
                 let stillMember = registry.presenceUserID(channel, of: session) != nil
                 switch outcome {
@@ -277,6 +282,11 @@ public actor Router {
                     if clusterFirst {
                         announceClusterPresence(PresenceNotice(channel: channel, member: member, joined: true, socketID: socketID), locally: true, excluding: socketID)
                     }
+                case .full:
+                    guard stillMember else { return }
+                    // Not recorded in Redis: undone here only, nobody was told.
+                    _ = registry.leavePresence(session, channel: channel)
+                    onFull?()
                 case .unavailable:
                     let local = registry.localPresenceMembers(key: channel)
                     presence.seed(channel, members: local)
@@ -293,7 +303,7 @@ public actor Router {
     /// Removes `session` from presence `channel` and announces the leave when it was the
     /// user's last connection (in the cluster, when there is one; see ``joinPresence``).
     nonisolated func leavePresence(_ session: any Recipient, socketID: String, channel: ChannelKey) {
-        guard let (member, last, audience) = registry.leavePresence(session, channel: channel) else { return }
+        guard let (member, last, audience) = registry.leavePresence(session, channel: channel, reportCount: registry.clusterPresence == nil) else { return }
         guard let presence = registry.clusterPresence else {
             if last { announcePresence(channel: channel.name, member: member, joined: false, socketID: nil, to: audience) }
             return

@@ -341,6 +341,8 @@ struct StarterValues {
               allowed_origins: ["*"]               # HERALD_ALLOWED_ORIGINS (comma-separated)
               # max_payload: 1000000               # bytes per message/polling body; HERALD_MAX_PAYLOAD
               # max_outbound_bytes: 1048576        # per connection before it is cut as a slow consumer
+              # send_buffer_bytes: 131072          # kernel send buffer per connection; 0 = autotuning (up to 4 MiB)
+              # slow_consumer_grace: 2s            # a cut slow consumer's time to read its close frame, then reset
               # max_channels_per_connection: 100   # HERALD_MAX_CHANNELS
               # client_events_per_second: 10       # whispers per connection
               # headers: {}                        # extra headers on every HTTP response

@@ -122,6 +122,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Most bytes a WebSocket connection may have waiting before it is disconnected as a slow consumer. [env: HERALD_MAX_OUTBOUND_BYTES] (default: 1048576)")
     var maxOutboundBytes: Int?
 
+    @Option(help: ArgumentHelp("Kernel send buffer (SO_SNDBUF) of each connection, in bytes; 0 leaves Linux's autotuning (up to 4 MiB per socket, even for a client that stopped reading). [env: HERALD_SEND_BUFFER_BYTES] (default: 131072)", valueName: "bytes"))
+    var sendBufferBytes: Int?
+
+    @Option(help: ArgumentHelp("How long a connection cut off as a slow consumer has to read its close frame (1013, Pusher 4100) before it is reset: 500ms, 2s (a bare number is milliseconds). [env: HERALD_SLOW_CONSUMER_GRACE] (default: 2s)", valueName: "duration"))
+    var slowConsumerGrace: String?
+
     @Option(help: "Pusher app id: serve the Pusher protocol at /app/<key> and its signed HTTP API at /apps/<id>/. [env: HERALD_APP_ID, PUSHER_APP_ID, REVERB_APP_ID]")
     var appId: String?
 
@@ -274,6 +280,16 @@ struct Serve: AsyncParsableCommand {
         if let bytes = try maxOutboundBytes ?? environment("MAX_OUTBOUND_BYTES").map({ try Self.integer($0, "HERALD_MAX_OUTBOUND_BYTES") }) {
             guard bytes >= 4096 else { throw ValidationError("max outbound bytes must be at least 4096") }
             config.maxOutboundBytes = bytes
+        }
+        if let bytes = try sendBufferBytes ?? environment("SEND_BUFFER_BYTES").map({ try Self.integer($0, "HERALD_SEND_BUFFER_BYTES") }) {
+            guard (0...(1 << 30)).contains(bytes) else { throw ValidationError("send buffer bytes \(bytes) is not in 0-1073741824 (0: the kernel's autotuning)") }
+            config.socketSendBufferBytes = bytes
+        }
+        if let text = slowConsumerGrace ?? environment("SLOW_CONSUMER_GRACE") {
+            guard let grace = ConfigurationFileDuration.parse(text), grace >= .zero, grace <= .seconds(3600) else {
+                throw ValidationError("slow consumer grace '\(text)' is not a duration between 0 and 1h (write 500ms, 2s)")
+            }
+            config.slowConsumerCloseGrace = grace
         }
         let id = appId ?? Self.pusherEnvironment("APP_ID")
         let key = appKey ?? Self.pusherEnvironment("APP_KEY")

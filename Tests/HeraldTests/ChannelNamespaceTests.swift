@@ -244,4 +244,58 @@ struct ChannelNamespaceTests {
         #expect(String(buffer: PusherWebhookRequest.body(b.prefix(1), timeMilliseconds: 1))
             == #"{"time_ms":1,"events":[{"name":"channel_occupied","channel":"orders"}]}"#)
     }
+
+    // MARK: Unicode twins
+
+    /// Names Swift's `String ==` calls equal (canonical equivalence) but Redis, Laravel, Pusher
+    /// and the app's auth endpoint tell apart by their bytes.
+    static let unicodeTwins = [
+        ("private-user.Kate", "private-user.\u{212A}ate"),  // U+212A KELVIN SIGN, "K" in NFC
+        ("private-user.Jos\u{E9}", "private-user.Jose\u{301}"),  // precomposed é, e + U+0301
+        ("presence-team;1", "presence-team\u{37E}1"),  // U+037E GREEK QUESTION MARK, ";" in NFC
+    ]
+
+    @Test("keys, sessions' channel sets and the registry compare names by their UTF-8 bytes: Unicode twins are two channels")
+    func unicodeTwinsAreDifferentChannels() {
+        for (plain, twin) in Self.unicodeTwins {
+            #expect(plain == twin, "the premise: String == is canonical equivalence")
+            #expect(!plain.utf8.elementsEqual(twin.utf8))
+            // The same bytes in another String instance are the same key, with the same hash.
+            let copy = String(decoding: Array(plain.utf8), as: UTF8.self)
+            #expect(ChannelKey(shared: plain) == ChannelKey(shared: copy))
+            #expect(ChannelKey(shared: plain).hashValue == ChannelKey(shared: copy).hashValue)
+            // Twins are different keys, in the shared namespace and in an app's, and as namespaces.
+            #expect(ChannelKey(shared: plain) != ChannelKey(shared: twin))
+            #expect(ChannelKey(namespace: "1002", name: plain) != ChannelKey(namespace: "1002", name: twin))
+            #expect(ChannelKey(namespace: plain, name: "orders") != ChannelKey(namespace: twin, name: "orders"))
+            #expect(Set([ChannelKey(shared: plain), ChannelKey(shared: twin), ChannelKey(shared: copy)]).count == 2)
+            var byKey: [ChannelKey: String] = [ChannelKey(shared: plain): "plain"]
+            byKey[ChannelKey(shared: twin)] = "twin"
+            #expect(byKey.count == 2 && byKey[ChannelKey(shared: copy)] == "plain" && byKey[ChannelKey(shared: twin)] == "twin")
+
+            // A session's channel set holds both twins; a lookup or removal by one leaves the other.
+            var channels = ChannelNameSet()
+            #expect(channels.insert(plain).inserted)
+            #expect(!channels.contains(twin))
+            #expect(channels.insert(twin).inserted)
+            #expect(!channels.insert(copy).inserted)
+            #expect(channels.count == 2 && Set(channels.map { Array($0.utf8) }) == [Array(plain.utf8), Array(twin.utf8)])
+            #expect(channels.remove(twin).map { Array($0.utf8) } == Array(twin.utf8))
+            #expect(channels.remove(twin) == nil)
+            #expect(channels.contains(plain) && !channels.contains(twin) && channels.count == 1)
+
+            // The registry: each twin has its own members and presence.
+            let registry = ChannelRegistry()
+            let a = FakeRecipient(loop: loop), b = FakeRecipient(loop: loop)
+            registry.subscribe(a, to: ChannelKey(shared: plain))
+            registry.subscribe(b, to: ChannelKey(shared: twin))
+            #expect(registry.groups(for: ChannelKey(shared: plain))?.values.flatMap(\.sessions.keys) == [ObjectIdentifier(a)])
+            #expect(registry.groups(for: ChannelKey(shared: twin))?.values.flatMap(\.sessions.keys) == [ObjectIdentifier(b)])
+            registry.unsubscribe(b, from: ChannelKey(shared: twin))
+            #expect(registry.subscriberCount(plain) == 1 && registry.subscriberCount(twin) == 0)
+            _ = registry.joinPresence(a, socketID: "a", channel: ChannelKey(shared: "presence-" + plain), member: PresenceMember(userID: .string("1")))
+            #expect(registry.presenceMembers("presence-" + plain).map(\.key) == ["1"])
+            #expect(registry.presenceMembers("presence-" + twin).isEmpty)
+        }
+    }
 }
