@@ -441,6 +441,7 @@ final class ClusterPresence: Sendable {
                 router.announceClusterPresence(PresenceNotice(channel: channel, member: member, joined: false, socketID: nil), locally: false)
             }
         }
+        if let registry = wiring.withLock({ $0 }) { recordOccupancy(replies[1], registry: registry) }
     }
 
     private func deliver(_ reply: RESPValue, to operation: Operation) {

@@ -216,6 +216,9 @@ public final class Relay: Service, Sendable {
                     await presence.run(registry: registry, router: router, subscriptionEpoch: { subscriber?.reconnects ?? 0 })
                     await presence.closeQueries()
                     self.cluster?.finish()
+                    // The cluster's member_removed/channel_vacated of this node's last
+                    // connections were recorded by the writer, which has stopped now.
+                    registry.webhooks?.finish()
                 }
             }
             if let status {
@@ -238,8 +241,9 @@ public final class Relay: Service, Sendable {
             }
             router.finish()
             // Webhooks flush what is queued, with the vacated/member_removed events of the
-            // connections just closed, within their shutdown timeout.
-            registry.webhooks?.finish()
+            // connections just closed, within their shutdown timeout (in a cluster once the
+            // presence writer, which records those, has stopped).
+            if presence == nil { registry.webhooks?.finish() }
             if Task.isCancelled { group.cancelAll() }
         }
         await authorizer?.shutdown()
