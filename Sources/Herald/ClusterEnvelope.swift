@@ -116,6 +116,15 @@ enum ClusterEnvelope {
     }
 
     private static func decodeTerminate(_ payload: ByteBuffer, members: [(key: String, range: Range<Int>)]) throws(DecodeError) -> (node: String, message: ClusterMessage) {
+        let (node, fields) = try controlFields(payload, members: members)
+        guard case .string(let app)? = fields["app"], !app.isEmpty else { throw DecodeError("missing 'app'") }
+        guard case .string(let user)? = fields["user"], !user.isEmpty else { throw DecodeError("missing 'user'") }
+        return (node, .terminate(appID: app, userID: user))
+    }
+
+    /// A control message's (presence, terminate: small, never hot) members parsed, its version
+    /// checked and its node read.
+    private static func controlFields(_ payload: ByteBuffer, members: [(key: String, range: Range<Int>)]) throws(DecodeError) -> (node: String, fields: [String: JSONValue]) {
         var fields: [String: JSONValue] = [:]
         for member in members {
             guard let value = try? JSONReader.parse(slice(payload, member.range)) else { throw DecodeError("'\(member.key)' is not JSON") }
@@ -123,9 +132,7 @@ enum ClusterEnvelope {
         }
         guard case .number(let version)? = fields["v"], version == String(Self.version) else { throw DecodeError("unsupported or missing 'v'") }
         guard case .string(let node)? = fields["node"], !node.isEmpty else { throw DecodeError("missing 'node'") }
-        guard case .string(let app)? = fields["app"], !app.isEmpty else { throw DecodeError("missing 'app'") }
-        guard case .string(let user)? = fields["user"], !user.isEmpty else { throw DecodeError("missing 'user'") }
-        return (node, .terminate(appID: app, userID: user))
+        return (node, fields)
     }
 
     private static func objectMembers(_ payload: ByteBuffer) throws(DecodeError) -> [(key: String, range: Range<Int>)] {
@@ -163,13 +170,7 @@ enum ClusterEnvelope {
     }
 
     private static func decodePresence(_ payload: ByteBuffer, members: [(key: String, range: Range<Int>)]) throws(DecodeError) -> (node: String, message: ClusterMessage) {
-        var fields: [String: JSONValue] = [:]
-        for member in members {
-            guard let value = try? JSONReader.parse(slice(payload, member.range)) else { throw DecodeError("'\(member.key)' is not JSON") }
-            fields[member.key] = value
-        }
-        guard case .number(let version)? = fields["v"], version == String(Self.version) else { throw DecodeError("unsupported or missing 'v'") }
-        guard case .string(let node)? = fields["node"], !node.isEmpty else { throw DecodeError("missing 'node'") }
+        let (node, fields) = try controlFields(payload, members: members)
         guard case .string(let op)? = fields["op"], op == "join" || op == "leave" else { throw DecodeError("'op' must be join or leave") }
         guard case .string(let channel)? = fields["ch"], !channel.isEmpty else { throw DecodeError("missing 'ch'") }
         var namespace: String?

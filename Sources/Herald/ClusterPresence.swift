@@ -705,10 +705,26 @@ final class ClusterPresence: Sendable {
             return out
             """
 
+        /// A Lua function for ``reap`` and ``sync``: removes connection `field` (its value `v`)
+        /// from `conns`, takes one from its user's count in `users`, and appends `ch` and `v` to
+        /// `left` when that was the user's last connection.
+        static let dropConnection = """
+            local function drop(conns, users, ch, field, v, left)
+              redis.call('HDEL', conns, field)
+              local user = string.sub(v, 1, string.find(v, '\\31', 1, true) - 1)
+              if redis.call('HINCRBY', users, user, -1) <= 0 then
+                redis.call('HDEL', users, user)
+                table.insert(left, ch)
+                table.insert(left, v)
+              end
+            end
+
+            """
+
         /// KEYS: nodes. ARGV: now (ms), base, this node. Removes nodes whose heartbeat expired
         /// (each once: ZREM decides), with their connections and counts. Returns
         /// `{removed nodes, {channel field, value of a user who left, …}, {"-field", …}}`.
-        static let reap = """
+        static let reap = dropConnection + """
             local removed, left, vacated = {}, {}, {}
             local base = ARGV[2]
             for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
@@ -722,14 +738,7 @@ final class ClusterPresence: Sendable {
                   local all = redis.call('HGETALL', conns)
                   for i = 1, #all, 2 do
                     if string.sub(all[i], 1, #prefix) == prefix then
-                      redis.call('HDEL', conns, all[i])
-                      local v = all[i + 1]
-                      local user = string.sub(v, 1, string.find(v, '\\31', 1, true) - 1)
-                      if redis.call('HINCRBY', users, user, -1) <= 0 then
-                        redis.call('HDEL', users, user)
-                        table.insert(left, ch)
-                        table.insert(left, v)
-                      end
+                      drop(conns, users, ch, all[i], all[i + 1], left)
                     end
                   end
                 end
@@ -754,7 +763,7 @@ final class ClusterPresence: Sendable {
         /// this node's connections. Records them, removes this node's others, refreshes the
         /// heartbeat. Returns `{1 if the cluster had removed this node, joined, left}` (joined
         /// and left: channel field, value pairs of users whose count went from or to 0).
-        static let sync = """
+        static let sync = dropConnection + """
             local base, node = ARGV[1], ARGV[2]
             local prefix = node .. '\\31'
             local set = base .. ':node:' .. node
@@ -781,14 +790,7 @@ final class ClusterPresence: Sendable {
                   if want[ch .. '\\30' .. all[j]] then
                     mine = mine + 1
                   else
-                    redis.call('HDEL', conns, all[j])
-                    local v = all[j + 1]
-                    local user = string.sub(v, 1, string.find(v, '\\31', 1, true) - 1)
-                    if redis.call('HINCRBY', users, user, -1) <= 0 then
-                      redis.call('HDEL', users, user)
-                      table.insert(left, ch)
-                      table.insert(left, v)
-                    end
+                    drop(conns, users, ch, all[j], all[j + 1], left)
                   end
                 end
               end
