@@ -71,10 +71,8 @@ PHASES = ["baseline", "stalled", "after", "laggard"]
 STAMP = re.compile(rb'seq\\?":(\d+),\\?"t\\?":([0-9.]+),\\?"p\\?":(\d+)')
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from soak import free_port, wait_for_redis, wait_ready  # noqa: E402  (shared with soak.py, sndbuf_burst.py)
 
 
 # MARK: A minimal WebSocket client (raw sockets: the readers must be cheap, the stalled clients raw)
@@ -420,26 +418,14 @@ def one_run(args, run: int) -> dict:
     herald, readers, pub = None, [], None
     ctx = mp.get_context("fork")
     try:
-        for _ in range(200):
-            try:
-                redis.Redis(port=rport).ping()
-                break
-            except redis.RedisError:
-                time.sleep(0.02)
+        wait_for_redis(rport)
         herald = subprocess.Popen(
             [args.herald, "--host", host, "--port", str(hport), "--redis", f"redis://{host}:{rport}",
              "--app-id", APP_ID, "--app-key", APP_KEY, "--app-secret", APP_SECRET,
              "--max-outbound-bytes", str(args.max_outbound_bytes), "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT)
         url = f"http://{host}:{hport}"
-        for _ in range(500):
-            try:
-                if requests.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.02)
-        else:
+        if not wait_ready(url):
             raise RuntimeError("herald never became ready:\n" + open(log_path).read())
 
         kinds = ["sio" if i % 2 == 0 else "pusher" for i in range(args.clients)]

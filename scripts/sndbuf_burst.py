@@ -32,7 +32,8 @@ import redis
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from slowconsumer import APP_ID, APP_KEY, APP_SECRET, CHANNEL, EVENT, ROOT, free_port, open_client  # noqa: E402
+from slowconsumer import APP_ID, APP_KEY, APP_SECRET, CHANNEL, EVENT, ROOT, open_client  # noqa: E402
+from soak import free_port, wait_for_redis, wait_ready  # noqa: E402
 
 
 def reader(kind: str, host: str, port: int, ready: threading.Barrier, out: dict) -> None:
@@ -61,24 +62,15 @@ def one(args, sndbuf: int) -> dict:
                             "--dir", workdir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     herald = None
     try:
-        for _ in range(200):
-            try:
-                redis.Redis(port=rport).ping()
-                break
-            except redis.RedisError:
-                time.sleep(0.02)
+        wait_for_redis(rport)
         herald = subprocess.Popen(
             [args.herald, "--host", host, "--port", str(hport), "--redis", f"redis://{host}:{rport}",
              "--app-id", APP_ID, "--app-key", APP_KEY, "--app-secret", APP_SECRET, "--log-level", "warning",
              "--max-outbound-bytes", str(args.max_outbound_bytes), "--send-buffer-bytes", str(sndbuf)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://{host}:{hport}"
-        for _ in range(500):
-            try:
-                if requests.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.02)
+        if not wait_ready(url):
+            raise RuntimeError("herald never became ready")
         ready = threading.Barrier(args.clients + 1)
         outs = [dict() for _ in range(args.clients)]
         threads = [threading.Thread(target=reader, args=("sio" if i % 2 == 0 else "pusher", host, hport, ready, outs[i]),

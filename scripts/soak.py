@@ -58,6 +58,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_redis(port: int) -> None:
+    """Waits (about 4 s at most) until the redis-server on `port` answers PING."""
+    for _ in range(200):
+        try:
+            redis.Redis(port=port).ping()
+            return
+        except redis.RedisError:
+            time.sleep(0.02)
+
+
+def wait_ready(url: str) -> bool:
+    """Waits (500 tries, 20 ms apart) until the herald at `url` answers /ready with 200."""
+    for _ in range(500):
+        try:
+            if requests.get(url + "/ready", timeout=1).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.02)
+    return False
+
+
 def proc_sample(pid: int) -> dict:
     status = open(f"/proc/{pid}/status").read()
     rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
@@ -269,26 +291,14 @@ def main() -> int:
     log = open(log_path, "w")
     herald = None
     try:
-        for _ in range(200):
-            try:
-                redis.Redis(port=rport).ping()
-                break
-            except redis.RedisError:
-                time.sleep(0.02)
+        wait_for_redis(rport)
         herald = subprocess.Popen(
             [args.herald, "--host", "127.0.0.1", "--port", str(hport), "--redis", f"redis://127.0.0.1:{rport}",
              "--app-id", APP_ID, "--app-key", APP_KEY, "--app-secret", APP_SECRET,
              "--ping-interval", "5000", "--ping-timeout", "5000", "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{hport}"
-        for _ in range(500):
-            try:
-                if requests.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.02)
-        else:
+        if not wait_ready(url):
             print("herald never became ready:\n" + open(log_path).read(), file=sys.stderr)
             return 1
         time.sleep(0.5)

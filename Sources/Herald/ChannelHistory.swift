@@ -450,6 +450,49 @@ enum RecoveryState: Sendable {
     case position(UInt64)
 }
 
+/// One session's recovery states, per channel by its exact bytes (as ``ChannelNameSet``): what
+/// the sessions of both protocols keep between a `subscribe` asking for recovery and its
+/// admission, and then while live events carry offsets.
+struct SessionRecoveries: Sendable {
+    private var states: [ChannelNameSet.ExactName: RecoveryState] = [:]
+
+    /// Whether no channel asked for recovery (the fan-out's cheap first check).
+    var isEmpty: Bool { states.isEmpty }
+
+    /// `channel`'s state, when its subscription asked for recovery.
+    subscript(channel: String) -> RecoveryState? { states[ChannelNameSet.ExactName(name: channel)] }
+
+    /// A subscribe to `channel` arrived asking for `request` (`nil`: asking for none, which
+    /// forgets an earlier request). With `limit` states kept, those of channels `isLive` no
+    /// longer holds go first, so requests of refused or abandoned subscriptions do not pile up.
+    mutating func note(_ channel: String, _ request: RecoveryRequest?, limit: Int, isLive: (String) -> Bool) {
+        let key = ChannelNameSet.ExactName(name: channel)
+        guard let request else {
+            if !states.isEmpty { states[key] = nil }
+            return
+        }
+        if states.count >= limit { states = states.filter { isLive($0.key.name) } }
+        states[key] = .pending(request)
+    }
+
+    /// `channel`'s subscription was admitted: its pending request, to be answered now; `nil`
+    /// (and the state forgotten) when it asked for none or is not `subscribed` after all.
+    mutating func admit(_ channel: String, subscribed: Bool) -> RecoveryRequest? {
+        let key = ChannelNameSet.ExactName(name: channel)
+        guard case .pending(let request)? = states[key], subscribed else {
+            states[key] = nil
+            return nil
+        }
+        return request
+    }
+
+    /// `channel`'s missed events up to `offset` were replayed: live events at or below it are
+    /// skipped, later ones carry their offsets.
+    mutating func replayed(_ channel: String, upTo offset: UInt64) {
+        states[ChannelNameSet.ExactName(name: channel)] = .position(offset)
+    }
+}
+
 /// The wire forms of the recovery extension (RECOVERY.md).
 enum RecoveryWire {
     /// The name of the notice that ends a recovery.

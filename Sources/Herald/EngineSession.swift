@@ -86,7 +86,7 @@ public actor EngineSession: Recipient {
     /// presence notices that arrived meanwhile (sent after the list unless it told the same).
     private var pendingPresence: [ChannelNameSet.ExactName: [EncodedBroadcast]] = [:]
     /// Missed-message recovery: the channels whose subscription opted in (RECOVERY.md).
-    private var recoveries: [ChannelNameSet.ExactName: RecoveryState] = [:]
+    private var recoveries = SessionRecoveries()
     private let handshake: HandshakeInfo
     /// Client-event rate limit: a token bucket refilled at `clientEventsPerSecond`.
     private var clientEventLimit: TokenBucket
@@ -218,7 +218,7 @@ public actor EngineSession: Recipient {
         var recoverable: RecoverableEvent? = nil
         // (Checked without binding first: sockets that did not opt in pay a nil check and, while
         // history is on, a count.)
-        if broadcast.recoverable != nil, !recoveries.isEmpty, let candidate = broadcast.recoverable, let state = recoveries[ChannelNameSet.ExactName(name: candidate.channel)] {
+        if broadcast.recoverable != nil, !recoveries.isEmpty, let candidate = broadcast.recoverable, let state = recoveries[candidate.channel] {
             guard case .position(let position) = state, candidate.offset > position else { return false }  // replayed
             recoverable = candidate
         }
@@ -946,15 +946,9 @@ extension EngineSession {
     /// channel this socket is already subscribed to (its recovery state stays as it is).
     fileprivate func noteRecoveryRequest(_ channel: String, _ argument: JSONValue) {
         guard server.router.history != nil, !channels.contains(channel) else { return }
-        guard let request = RecoveryRequest(argument[RecoveryRequest.field]) else {
-            if !recoveries.isEmpty { recoveries[ChannelNameSet.ExactName(name: channel)] = nil }
-            return
+        recoveries.note(channel, RecoveryRequest(argument[RecoveryRequest.field]), limit: server.configuration.maxChannelsPerConnection) {
+            channels.contains($0) || authorizing.contains($0)
         }
-        // Requests of refused or abandoned subscriptions must not pile up.
-        if recoveries.count >= server.configuration.maxChannelsPerConnection {
-            recoveries = recoveries.filter { channels.contains($0.key.name) || authorizing.contains($0.key.name) }
-        }
-        recoveries[ChannelNameSet.ExactName(name: channel)] = .pending(request)
     }
 
     /// The subscription to `channel` was admitted (the socket is in the registry): when it
@@ -963,13 +957,10 @@ extension EngineSession {
     /// admission, so no live event of the channel reaches the socket before the replay, and
     /// those recorded before the replay are skipped when they arrive (``enqueue(_:)``).
     fileprivate func recoverMissed(_ channel: String) {
-        guard let history = server.router.history, !recoveries.isEmpty else { return }
-        guard case .pending(let request)? = recoveries[ChannelNameSet.ExactName(name: channel)], channels.contains(channel), !closed else {
-            recoveries[ChannelNameSet.ExactName(name: channel)] = nil
-            return
-        }
+        guard let history = server.router.history, !recoveries.isEmpty,
+              let request = recoveries.admit(channel, subscribed: channels.contains(channel) && !closed) else { return }
         let recovery = history.recover(ChannelKey(shared: channel), request: request, socketID: socketID)
-        recoveries[ChannelNameSet.ExactName(name: channel)] = .position(recovery.offset)
+        recoveries.replayed(channel, upTo: recovery.offset)
         var packets = recovery.events.map { RecoveryWire.socketIOEvent($0, channel: channel) }
         packets.append(RecoveryWire.socketIONotice(channel: channel, recovery))
         logger.debug("recovery", metadata: [

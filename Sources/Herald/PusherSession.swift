@@ -45,7 +45,7 @@ actor PusherSession: Recipient, WebSocketSession {
     /// presence notices that arrived meanwhile (sent after the list unless it told the same).
     private var pendingPresence: [ChannelNameSet.ExactName: [EncodedBroadcast]] = [:]
     /// Missed-message recovery: the channels whose subscription opted in (RECOVERY.md).
-    private var recoveries: [ChannelNameSet.ExactName: RecoveryState] = [:]
+    private var recoveries = SessionRecoveries()
     private var closed = false
     private var needsFlush = false
     /// Frames of the current loop turn, written as one at ``flushDeliveries()``.
@@ -169,7 +169,7 @@ actor PusherSession: Recipient, WebSocketSession {
             // (Checked without binding first: connections that did not opt in pay a nil check and, while
             // history is on, a count.)
             if broadcast.recoverable != nil, !session.recoveries.isEmpty, let recoverable = broadcast.recoverable,
-               let state = session.recoveries[ChannelNameSet.ExactName(name: recoverable.channel)] {
+               let state = session.recoveries[recoverable.channel] {
                 guard case .position(let position) = state, recoverable.offset > position else { return false }  // replayed
                 frame = recoverable.pusherFrame
             }
@@ -352,11 +352,7 @@ actor PusherSession: Recipient, WebSocketSession {
                 return
             }
             let member = PresenceMember(pusherMember)
-            let current = server.registry.presenceMembers(key: key(name))
-            if current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) {
-                subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
-                return
-            }
+            if refusedAsFull(name, member, app: app) { return }
             join(name, member: member, cache: (parsed, app))
             return
         case .serverToUser:
@@ -375,6 +371,20 @@ actor PusherSession: Recipient, WebSocketSession {
             return
         }
         replayCache(name, parsed: parsed, app: app)
+    }
+
+    /// This node's check of the app's presence member limit (in a cluster the join asks Redis
+    /// for the whole cluster's too): true, with the error sent, when `member` would be one
+    /// distinct member too many.
+    private func refusedAsFull(_ name: String, _ member: PresenceMember, app: PusherApp) -> Bool {
+        let current = server.registry.presenceMembers(key: key(name))
+        guard current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) else { return false }
+        refuseFullPresence(name)
+        return true
+    }
+
+    private func refuseFullPresence(_ name: String) {
+        subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
     }
 
     private func replayCache(_ name: String, parsed: PusherChannelName, app: PusherApp) {
@@ -409,7 +419,7 @@ actor PusherSession: Recipient, WebSocketSession {
                 session.pendingPresence[ChannelNameSet.ExactName(name: channel)] = nil
                 guard !session.closed, session.presence.removeValue(forKey: channel) != nil else { return }
                 session.channels.remove(channel)
-                session.subscriptionError(channel, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
+                session.refuseFullPresence(channel)
             }
         }
         server.router.joinPresence(self, socketID: socketID, channel: key(channel), member: member, maxMembers: app?.maxPresenceMembers ?? 0, onFull: onFull) { [self] members in
@@ -600,11 +610,7 @@ extension PusherSession {
                 subscriptionError(name, status: 403, error: "The subscription has no presence member.")
                 return
             }
-            let current = server.registry.presenceMembers(key: key(name))
-            if current.count >= app.maxPresenceMembers, !current.contains(where: { $0.key == member.key }) {
-                subscriptionError(name, status: 4100, type: "LimitReached", error: "The presence channel has reached its member limit")
-                return
-            }
+            if refusedAsFull(name, member, app: app) { return }
             join(name, member: member, cache: (parsed, app))
             return
         }
@@ -620,15 +626,9 @@ extension PusherSession {
     /// off or for a channel this connection is already subscribed to.
     fileprivate func noteRecoveryRequest(_ channel: String, _ message: PusherMessage) {
         guard server.router.history != nil, !channels.contains(channel) else { return }
-        guard let request = RecoveryRequest((try? message.dataValue())?[RecoveryRequest.field]) else {
-            if !recoveries.isEmpty { recoveries[ChannelNameSet.ExactName(name: channel)] = nil }
-            return
+        recoveries.note(channel, RecoveryRequest((try? message.dataValue())?[RecoveryRequest.field]), limit: server.configuration.maxChannelsPerConnection) {
+            channels.contains($0) || authorizing.contains($0)
         }
-        // Requests of refused or abandoned subscriptions must not pile up.
-        if recoveries.count >= server.configuration.maxChannelsPerConnection {
-            recoveries = recoveries.filter { channels.contains($0.key.name) || authorizing.contains($0.key.name) }
-        }
-        recoveries[ChannelNameSet.ExactName(name: channel)] = .pending(request)
     }
 
     /// The subscription to `name` succeeded (`subscription_succeeded` and a cache channel's
@@ -639,13 +639,10 @@ extension PusherSession {
     /// a cluster) are skipped by ``deliver(_:)``: they were recorded before this replay reads
     /// the history, so they are in it, in order, exactly once.
     fileprivate func recoverMissed(_ name: String) {
-        guard let history = server.router.history, !recoveries.isEmpty else { return }
-        guard case .pending(let request)? = recoveries[ChannelNameSet.ExactName(name: name)], channels.contains(name), !closed else {
-            recoveries[ChannelNameSet.ExactName(name: name)] = nil
-            return
-        }
+        guard let history = server.router.history, !recoveries.isEmpty,
+              let request = recoveries.admit(name, subscribed: channels.contains(name) && !closed) else { return }
         let recovery = history.recover(key(name), request: request, socketID: socketID)
-        recoveries[ChannelNameSet.ExactName(name: name)] = .position(recovery.offset)
+        recoveries.replayed(name, upTo: recovery.offset)
         logger.debug("recovery", metadata: [
             "herald.channel": "\(name)", "herald.recovered": "\(recovery.recovered)", "herald.replayed": "\(recovery.events.count)",
         ])
